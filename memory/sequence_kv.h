@@ -1,0 +1,90 @@
+#pragma once
+// One sequence's KV state: for each (layer, KV head) an ordered block list, the number of valid
+// slots, each slot's original position, and (optionally) per-slot attention statistics. Every
+// list keeps all its blocks full except the last. Slot i of a list lives in block i / block_size
+// at offset i % block_size.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "common/ids.h"
+#include "memory/block_pool.h"
+#include "memory/slot_stats.h"
+
+namespace prunekv {
+
+class SequenceKv {
+ public:
+  // stats_group = query heads per KV head (G) to carry kNumSlotStats x G floats per slot, or 0
+  // for no statistics (nothing is stored or recorded then).
+  explicit SequenceKv(BlockPool& pool, uint32_t stats_group = 0);
+  ~SequenceKv();  // free_all()
+  SequenceKv(const SequenceKv&) = delete;
+  SequenceKv& operator=(const SequenceKv&) = delete;
+
+  const KvLayout& layout() const { return pool_->layout(); }
+  BlockPool& pool() const { return *pool_; }
+
+  // Blocks append(n tokens) would allocate now, summed over every list (lists pruned to
+  // different lengths cross block boundaries at different tokens).
+  size_t blocks_needed(size_t num_new_tokens) const;
+  // Appends one slot per position to every list, allocating blocks as boundaries are crossed.
+  // All or nothing: returns false and changes nothing when the pool is short. The new slots are
+  // the last positions.size() of each list; K/V contents are for the caller to write and
+  // statistics start at zero.
+  bool append(std::span<const Pos> positions);
+
+  size_t num_slots(uint32_t layer, uint32_t kv_head) const { return list(layer, kv_head).positions.size(); }
+  std::span<const BlockId> blocks(uint32_t layer, uint32_t kv_head) const { return list(layer, kv_head).blocks; }
+  std::span<const Pos> positions(uint32_t layer, uint32_t kv_head) const { return list(layer, kv_head).positions; }
+
+  // f32 KV: head_dim floats of K / V for one slot. Requires a pool with storage.
+  float* key(uint32_t layer, uint32_t kv_head, size_t slot) const;
+  float* value(uint32_t layer, uint32_t kv_head, size_t slot) const;
+
+  uint32_t stats_group() const { return stats_group_; }
+  bool has_stats() const { return stats_group_ != 0; }
+  size_t stats_per_slot() const { return size_t{kNumSlotStats} * stats_group_; }
+  // kNumSlotStats x G floats of one slot, laid out [stat][g].
+  float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot);
+  const float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot) const;
+
+  // Unlinks every block of `layer` (all KV heads) whose slots all lie in positions
+  // [first_pos, last_pos] and returns it to the pool: no K/V data moves. Slots of partly covered
+  // blocks stay. Returns the number of blocks freed.
+  size_t drop_range(uint32_t layer, Pos first_pos, Pos last_pos);
+  // Keeps only `keep_slots` (strictly increasing slot indices) of one list: moves them down in
+  // order with their K, V, positions and statistics, then frees the tail blocks. Returns the
+  // number of blocks freed. The blocks written must not be shared (ref count 1).
+  size_t compact(uint32_t layer, uint32_t kv_head, std::span<const uint32_t> keep_slots);
+  // Returns every block to the pool; the sequence is empty afterwards. The one release path for
+  // finish, abort, failure and preemption. Returns the number of blocks freed.
+  size_t free_all();
+
+  // A copy sharing every block (ref count +1 each); the last partly filled block of each list is
+  // copied so appends stay private. Returns nothing when the pool cannot supply those copies.
+  std::optional<SequenceKv> fork() const;  // NOLINT: moves only
+  SequenceKv(SequenceKv&& other) noexcept;
+
+  size_t num_blocks() const { return num_blocks_; }
+  // Sum of num_slots over every list.
+  size_t num_slots_total() const;
+
+ private:
+  struct List {
+    std::vector<BlockId> blocks;
+    std::vector<Pos> positions;  // one per slot
+    std::vector<float> stats;    // stats_per_slot() per slot
+  };
+  const List& list(uint32_t layer, uint32_t kv_head) const { return lists_[layout().list_index(layer, kv_head)]; }
+  List& list(uint32_t layer, uint32_t kv_head) { return lists_[layout().list_index(layer, kv_head)]; }
+
+  BlockPool* pool_;
+  uint32_t stats_group_;
+  std::vector<List> lists_;
+  size_t num_blocks_ = 0;
+};
+
+}  // namespace prunekv

@@ -1,0 +1,26 @@
+#pragma once
+// Attention statistics kept per KV slot, so that compaction moves them with their tokens. The
+// forward step writes them (only for sequences that ask) and pruning policies read them; they
+// live here so model/ and policies/ never include each other.
+//
+// Per slot of a (layer, KV head) list: kNumSlotStats x G floats, G = query heads per KV head,
+// laid out [stat][g]; query head h = kv_head * G + g.
+#include <cstdint>
+
+namespace prunekv {
+
+enum class SlotStat : uint32_t {
+  kLastRow = 0,      // softmax weight from the last prompt token's query (DBudgetKV)
+  kWindowSum = 1,    // sum of softmax weights from the last `window` prompt queries (SnapKV)
+  kAccumulated = 2,  // sum of softmax weights from every prompt query (H2O)
+};
+inline constexpr uint32_t kNumSlotStats = 3;
+
+// What a sequence asks the forward step to record while its prompt is prefilled. Queries at
+// positions >= prompt_len (decode tokens) record nothing.
+struct StatsRequest {
+  int32_t prompt_len = 0;  // positions [0, prompt_len) are the prompt
+  int32_t window = 8;      // SnapKV observation window: queries at prompt_len - window .. prompt_len - 1
+};
+
+}  // namespace prunekv

@@ -1,0 +1,59 @@
+#pragma once
+// A loaded model: config, fp32 weight views in the layout the kernels want, the tokenizer, and
+// the storage keeping the views alive (a memory map for F32 files, owned buffers for converted
+// F16/Q8_0 tensors and synthetic weights).
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ids.h"
+#include "model/model_config.h"
+#include "model/tokenizer.h"
+
+namespace prunekv {
+
+// Row-major [out][in] matrices (y = W x), fp32.
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [dim]
+  const float* wq = nullptr;         // [dim][dim]
+  const float* wk = nullptr;         // [kv_dim][dim]
+  const float* wv = nullptr;         // [kv_dim][dim]
+  const float* wo = nullptr;         // [dim][dim]
+  const float* ffn_norm = nullptr;   // [dim]
+  const float* w1 = nullptr;         // gate [hidden][dim]
+  const float* w2 = nullptr;         // down [dim][hidden]
+  const float* w3 = nullptr;         // up   [hidden][dim]
+};
+
+struct Model {
+  ModelConfig config;
+  const float* token_embedding = nullptr;  // [vocab][dim]
+  std::vector<LayerWeights> layers;
+  const float* final_norm = nullptr;       // [dim]
+  const float* classifier = nullptr;       // [vocab][dim]; == token_embedding when tied
+  std::optional<Tokenizer> tokenizer;      // absent for synthetic models without --tokenizer
+  TokenId bos_id = 1;
+  TokenId eos_id = 2;
+  // Tokens that end a generation: EOS, and BOS (llama2.c models emit BOS between stories).
+  std::vector<TokenId> stop_tokens;
+
+  // Keeps the weight views valid: a memory map and/or owned buffers.
+  std::vector<std::shared_ptr<const void>> storage;
+};
+
+struct LoadOptions {
+  std::string tokenizer_path;        // llama2.c tokenizer.bin; GGUF carries its own
+  uint32_t context_length = 0;       // override (synthetic models; 0 = the model's own)
+  uint64_t seed = 1234;              // synthetic weights
+};
+
+// `spec` is a GGUF file (by magic), a llama2.c checkpoint, or "synthetic:NAME" with NAME one of
+// synthetic_model_names(). Throws FormatError / ConfigError with the file, field, expected and
+// found value.
+std::unique_ptr<Model> load_model(std::string_view spec, const LoadOptions& options = {});
+
+std::vector<std::string> synthetic_model_names();
+
+}  // namespace prunekv

@@ -1,0 +1,45 @@
+#pragma once
+// SentencePiece-style BPE over a scored vocabulary (llama2.c tokenizer.bin or a GGUF "llama"
+// vocabulary): dummy-prefix space, greedy highest-score merges, byte fallback <0x00>..<0xFF>.
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ids.h"
+
+namespace prunekv {
+
+class Tokenizer {
+ public:
+  // pieces use plain spaces (GGUF's U+2581 is converted by the loader). byte_fallback_offset is
+  // the id of <0x00> (3 in llama vocabularies), or -1 when the vocabulary has no byte tokens.
+  Tokenizer(std::vector<std::string> pieces, std::vector<float> scores, TokenId bos_id, TokenId eos_id,
+            TokenId byte_fallback_offset);
+
+  // Reads a llama2.c tokenizer.bin holding exactly vocab_size entries; throws FormatError.
+  static Tokenizer from_llama2c_file(const std::string& path, uint32_t vocab_size);
+
+  std::vector<TokenId> encode(std::string_view text, bool add_bos) const;
+  // The text one token adds after `prev` (llama2.c's decode: a leading space is dropped right
+  // after BOS, byte tokens become their byte).
+  std::string decode(TokenId prev, TokenId token) const;
+  // Concatenated decode of a continuation; `prev` is the token before the first one.
+  std::string decode(std::span<const TokenId> tokens, TokenId prev) const;
+
+  size_t vocab_size() const { return pieces_.size(); }
+  TokenId bos_id() const { return bos_id_; }
+  TokenId eos_id() const { return eos_id_; }
+  const std::string& piece(TokenId id) const { return pieces_.at(static_cast<size_t>(id)); }
+
+ private:
+  std::vector<std::string> pieces_;
+  std::vector<float> scores_;
+  std::unordered_map<std::string, TokenId> index_;
+  TokenId bos_id_;
+  TokenId eos_id_;
+  TokenId byte_fallback_offset_;
+};
+
+}  // namespace prunekv

@@ -1,0 +1,1 @@
+#include "policies/pruning_policy.h"

@@ -1,0 +1,76 @@
+#pragma once
+// One interface for every KV pruning policy. A policy sees a read-only view of one sequence's KV
+// state (positions and the statistics the forward step recorded) right after its prefill, and
+// returns a PrunePlan; apply_prune_plan() makes memory/ perform it. A policy never allocates or
+// frees.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ids.h"
+#include "memory/sequence_kv.h"
+
+namespace prunekv {
+
+struct PrunePlan {
+  // Evict prompt positions [first_pos, last_pos] from every KV head of `layer`.
+  struct LayerCut {
+    uint32_t layer;
+    Pos first_pos;
+    Pos last_pos;
+  };
+  // Keep exactly these slot indices (strictly increasing) of one (layer, KV head) list.
+  struct HeadKeep {
+    uint32_t layer;
+    uint32_t kv_head;
+    std::vector<uint32_t> keep_slots;
+  };
+  std::vector<LayerCut> cuts;
+  // true: cuts free whole blocks only (drop_range, no data movement, the cut rounded to blocks);
+  // false: cuts are token-exact (compaction).
+  bool block_rounded = true;
+  std::vector<HeadKeep> keeps;
+};
+
+struct PruneView {
+  const SequenceKv& kv;
+  int32_t prompt_len;        // prompt positions are [0, prompt_len)
+  uint32_t num_query_heads;  // G = num_query_heads / kv.layout().num_kv_heads
+};
+
+class PruningPolicy {
+ public:
+  virtual ~PruningPolicy() = default;
+  // Canonical spec, e.g. "dbudget", "dbudget:exact", "snapkv:0.5".
+  virtual std::string name() const = 0;
+  // false only for `full`: nothing is recorded and nothing is pruned.
+  virtual bool prunes() const { return true; }
+  // The statistics the forward step must record during prefill (none by default).
+  virtual bool needs_stats() const { return false; }
+  virtual int32_t stats_window() const { return 8; }
+  virtual PrunePlan select(const PruneView& view) const = 0;
+};
+
+// What pruning one sequence did. "Prompt entries" are (layer, KV head, prompt position) triples.
+struct PruneOutcome {
+  size_t blocks_freed = 0;
+  size_t prompt_entries_total = 0;
+  size_t prompt_entries_kept = 0;
+  size_t prompt_blocks_before = 0;  // blocks holding prompt slots, all lists
+  size_t prompt_blocks_after = 0;
+  double kept_fraction() const { return prompt_entries_total ? double(prompt_entries_kept) / double(prompt_entries_total) : 1.0; }
+  double kept_block_fraction() const { return prompt_blocks_before ? double(prompt_blocks_after) / double(prompt_blocks_before) : 1.0; }
+};
+
+// Performs `plan` on `kv` through drop_range / compact; returns what it kept and freed.
+PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t prompt_len);
+
+// "full", "dbudget[:T=0.01][:exact]", "streaming:R", "h2o:R", "snapkv:R", "pyramidkv:R",
+// "knorm:R". Throws ConfigError on an unknown name or a bad parameter.
+std::unique_ptr<PruningPolicy> make_pruning_policy(std::string_view spec);
+// Every policy with its parameters, for --policy-help.
+std::string pruning_policy_help();
+
+}  // namespace prunekv

@@ -1,0 +1,1 @@
+#include "scheduler/model_runner.h"

@@ -1,0 +1,1 @@
+#include "tests/testing/model_paths.h"
