@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "memory/kv_layout.h"
 #include "model/sampler.h"
+#include "model/tokenizer.h"
 #include "model/step_batch.h"
 
 namespace prunekv {
@@ -20,6 +21,8 @@ class ModelRunner {
   virtual uint32_t context_length() const = 0;
   virtual uint32_t vocab_size() const = 0;
   virtual std::span<const TokenId> stop_tokens() const = 0;
+  // For text prompts, stop strings and output text; nullptr when the model has none.
+  virtual const Tokenizer* tokenizer() const { return nullptr; }
   // Runs one step; for each sampling sequence of `batch` (in order) samples with the matching
   // entry of `samplers` and writes the token to next_tokens (resized to batch.num_sampling()).
   virtual void execute(const StepBatch& batch, std::span<Sampler* const> samplers, std::vector<TokenId>& next_tokens) = 0;
