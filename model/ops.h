@@ -1,0 +1,45 @@
+#pragma once
+// The element-wise and matrix kernels of the LLaMA forward step: plain functions over caller
+// buffers, no state, no threads (the Transformer partitions the work). Shapes in brackets.
+#include <cstddef>
+
+#include "common/ids.h"
+#include "model/model_config.h"
+
+namespace prunekv {
+
+// out[i] = x[i] * weight[i] / sqrt(mean(x^2) + eps), one row of [dim]; out may alias x.
+// Matches llama2.c run.c rmsnorm().
+void rmsnorm(float* out, const float* x, const float* weight, size_t dim, float eps);
+
+// cos/sin of the rotation angle pos * freq(k) for each of the head_dim/2 pairs k of one
+// position, freq(k) = 1 / theta^(2k / head_dim): [head_dim/2] each. Shared by every head and
+// layer of a token, so the step computes it once per token.
+void rope_angles(float* cos_out, float* sin_out, Pos pos, size_t head_dim, float theta);
+
+// Rotates num_heads consecutive heads of [head_dim] in place with angles from rope_angles().
+// kAdjacentPairs rotates (x[2k], x[2k+1]) (llama2.c run.c); kHalfSplit rotates
+// (x[k], x[k + head_dim/2]) (HF / NeoX).
+void rope(float* vec, size_t num_heads, size_t head_dim, const float* cos, const float* sin,
+          RopeLayout layout);
+
+// gate[i] = silu(gate[i]) * up[i] over n values (the SwiGLU of llama2.c run.c).
+void swiglu(float* gate, const float* up, size_t n);
+
+// In-place softmax over n >= 1 values, max-subtracted.
+void softmax(float* x, size_t n);
+
+// y[n][out] = x[n][in] * w[out][in]^T; rows [row_begin, row_end) of w only (the columns
+// [row_begin, row_end) of y, ldy = out), so a caller can split the output dimension across
+// threads. One row goes through sgemv (OpenBLAS's sgemm is several times slower at n = 1), more
+// through sgemm (RowMajor, NoTrans, Trans). Results depend only on the arguments, never on how a
+// caller partitions the other rows.
+void matmul_rows(float* y, const float* x, const float* w, size_t n, size_t in, size_t out,
+                 size_t row_begin, size_t row_end);
+
+// The whole product: matmul_rows over [0, out).
+inline void matmul(float* y, const float* x, const float* w, size_t n, size_t in, size_t out) {
+  matmul_rows(y, x, w, n, in, out, 0, out);
+}
+
+}  // namespace prunekv
