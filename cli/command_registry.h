@@ -21,5 +21,10 @@ struct Command {
 
 // The factories, one per cmd_*.cpp.
 std::vector<Command> all_commands();
+Command generate_command();
+Command eval_command();
+Command bench_command();
+Command batched_bench_command();
+Command simulate_command();
 
 }  // namespace prunekv::cli

@@ -1,8 +1,16 @@
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 
 #include "cli/command_registry.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#ifndef PRUNEKV_VERSION
+#define PRUNEKV_VERSION "unknown"
+#endif
 
 namespace prunekv::cli {
 namespace {
@@ -15,6 +23,11 @@ std::vector<Command>& registered() {
 std::vector<Command> all_commands() {
   std::vector<Command> commands;
   // Subcommand factories are appended here as they land, e.g. commands.push_back(generate_command());
+  commands.push_back(generate_command());
+  commands.push_back(eval_command());
+  commands.push_back(bench_command());
+  commands.push_back(batched_bench_command());
+  commands.push_back(simulate_command());
   return commands;
 }
 
@@ -27,6 +40,48 @@ int run_selected(CLI::App& app) {
     for (auto& command : registered())
       if (command.name == sub->get_name()) return command.run();
   return 0;
+}
+
+int run_cli(std::vector<std::string> args) {
+  // llama.cpp spells some long flags with one dash (-npp, -ntg, -npl); CLI11 reserves one dash
+  // for one-letter names, so they are accepted here as their two-dash forms.
+  for (auto& arg : args)
+    if (arg == "-npp" || arg == "-ntg" || arg == "-npl") arg = "-" + arg;
+  std::vector<const char*> argv;
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+
+  CLI::App app{
+      "prunekv: a CPU LLM serving engine with budget-free KV cache pruning on one shared block pool"};
+  app.set_version_flag("--version", std::string("prunekv ") + PRUNEKV_VERSION);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  app.require_subcommand(0, 1);
+  // Fresh command state per call, so repeated in-process runs (tests) never see old values.
+  std::vector<Command> commands = all_commands();
+  for (auto& command : commands) command.add(app);
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    log::set_level(log_level);
+    if (app.get_subcommands().empty()) {
+      std::fputs(app.help().c_str(), stdout);
+      return 0;
+    }
+    for (auto* sub : app.get_subcommands())
+      for (auto& command : commands)
+        if (command.name == sub->get_name()) return command.run();
+    return 0;
+  } catch (const Error& e) {
+    log::get("cli")->error("{}", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    log::get("cli")->error("unexpected error: {}", e.what());
+    return 2;
+  }
 }
 
 }  // namespace prunekv::cli

@@ -1,6 +1,9 @@
 #pragma once
 // Subcommand registry for the prunekv executable. Each command lives in its own cmd_*.cpp and
 // registers itself here; CLI11 stays out of every other header.
+#include <string>
+#include <vector>
+
 namespace CLI {
 class App;
 }
@@ -11,5 +14,10 @@ namespace prunekv::cli {
 void register_commands(CLI::App& app);
 // Runs the parsed subcommand; returns the process exit code.
 int run_selected(CLI::App& app);
+
+// The whole command line (args[0] is the program name): parses, runs the subcommand, and turns
+// bad input into a logged error. Returns the exit code: 0 ok, 1 bad input or flags (Error),
+// 2 anything unexpected; CLI11's own codes for parse errors (--help prints and returns 0).
+int run_cli(std::vector<std::string> args);
 
 }  // namespace prunekv::cli

@@ -21,6 +21,8 @@ class BlockPool {
   enum class Storage : uint8_t { kArena, kCountOnly };
 
   BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage = Storage::kArena);
+  // Throws ConfigError for an invalid layout or num_blocks >= kInvalidBlock. Blocks are handed
+  // out lowest id first and reused last-freed first (deterministic ids for tests).
   // Destroying the pool while blocks are in use is a leak: PKV_CHECK failure.
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
@@ -35,9 +37,11 @@ class BlockPool {
   void free(std::span<const BlockId> ids);
   // Adds one reference to an allocated block (a shared prefix).
   void retain(BlockId id);
+  void retain(std::span<const BlockId> ids);
   uint32_t ref_count(BlockId id) const;
 
   size_t num_total_blocks() const { return num_blocks_; }
+  // Exact whenever no free is in flight on another thread.
   size_t num_free_blocks() const;
   size_t num_used_blocks() const { return num_blocks_ - num_free_blocks(); }
   double usage() const { return num_blocks_ ? double(num_used_blocks()) / double(num_blocks_) : 0.0; }

@@ -3,6 +3,9 @@
 // slots, each slot's original position, and (optionally) per-slot attention statistics. Every
 // list keeps all its blocks full except the last. Slot i of a list lives in block i / block_size
 // at offset i % block_size.
+//
+// Threads: drop_range, compact and free_all only free blocks, so different sequences may run them
+// in parallel on TBB workers; append, fork and unshare allocate and belong to the engine thread.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -28,7 +31,8 @@ class SequenceKv {
   BlockPool& pool() const { return *pool_; }
 
   // Blocks append(n tokens) would allocate now, summed over every list (lists pruned to
-  // different lengths cross block boundaries at different tokens).
+  // different lengths cross block boundaries at different tokens), including the copy of a
+  // partly filled last block that is shared with a fork (copy-on-write).
   size_t blocks_needed(size_t num_new_tokens) const;
   // Appends one slot per position to every list, allocating blocks as boundaries are crossed.
   // All or nothing: returns false and changes nothing when the pool is short. The new slots are
@@ -59,6 +63,8 @@ class SequenceKv {
   // order with their K, V, positions and statistics, then frees the tail blocks. Returns the
   // number of blocks freed. The blocks written must not be shared (ref count 1).
   size_t compact(uint32_t layer, uint32_t kv_head, std::span<const uint32_t> keep_slots);
+  // (Counts of "freed" blocks count blocks unlinked from this sequence: a block shared with a
+  // fork only loses this sequence's reference.)
   // Returns every block to the pool; the sequence is empty afterwards. The one release path for
   // finish, abort, failure and preemption. Returns the number of blocks freed.
   size_t free_all();
@@ -66,7 +72,15 @@ class SequenceKv {
   // A copy sharing every block (ref count +1 each); the last partly filled block of each list is
   // copied so appends stay private. Returns nothing when the pool cannot supply those copies.
   std::optional<SequenceKv> fork() const;  // NOLINT: moves only
+  // A moved-from sequence holds no blocks and no lists: only destroy or assign to it.
   SequenceKv(SequenceKv&& other) noexcept;
+  // Releases this sequence's blocks, then takes other's. Both must use the same pool.
+  SequenceKv& operator=(SequenceKv&& other) noexcept;
+
+  // Replaces every shared block (ref count > 1) of one list by a private copy so compact() may
+  // write it. All or nothing: returns false and changes nothing when the pool is short.
+  // Engine thread (it allocates). Returns the number of blocks copied.
+  std::optional<size_t> unshare(uint32_t layer, uint32_t kv_head);
 
   size_t num_blocks() const { return num_blocks_; }
   // Sum of num_slots over every list.
@@ -78,6 +92,7 @@ class SequenceKv {
     std::vector<Pos> positions;  // one per slot
     std::vector<float> stats;    // stats_per_slot() per slot
   };
+  bool last_block_shared(const List& l) const;
   const List& list(uint32_t layer, uint32_t kv_head) const { return lists_[layout().list_index(layer, kv_head)]; }
   List& list(uint32_t layer, uint32_t kv_head) { return lists_[layout().list_index(layer, kv_head)]; }
 

@@ -38,6 +38,8 @@ struct Model {
   TokenId eos_id = 2;
   // Tokens that end a generation: EOS, and BOS (llama2.c models emit BOS between stories).
   std::vector<TokenId> stop_tokens;
+  // Where the weights came from, for logs and reports: "llama2.c fp32", "GGUF F16", "synthetic".
+  std::string file_type;
 
   // Keeps the weight views valid: a memory map and/or owned buffers.
   std::vector<std::shared_ptr<const void>> storage;

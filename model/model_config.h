@@ -21,6 +21,7 @@ struct ModelConfig {
   float rope_theta = 10000.0f;
   float norm_eps = 1e-5f;
   RopeLayout rope_layout = RopeLayout::kAdjacentPairs;
+  bool tied_classifier = true;  // the classifier is the token embedding (counted once)
 
   uint32_t head_dim() const { return dim / num_heads; }
   uint32_t kv_dim() const { return num_kv_heads * head_dim(); }

@@ -20,6 +20,11 @@ class Tokenizer {
 
   // Reads a llama2.c tokenizer.bin holding exactly vocab_size entries; throws FormatError.
   static Tokenizer from_llama2c_file(const std::string& path, uint32_t vocab_size);
+  // The number of entries in a llama2.c tokenizer.bin (to find the one matching a model);
+  // throws FormatError when the file is unreadable or malformed.
+  static size_t llama2c_file_vocab_size(const std::string& path);
+  // The id of "<0x00>" when "<0x00>".."<0xFF>" are 256 consecutive pieces (3 in llama), else -1.
+  static TokenId find_byte_fallback_offset(const std::vector<std::string>& pieces);
 
   std::vector<TokenId> encode(std::string_view text, bool add_bos) const;
   // The text one token adds after `prev` (llama2.c's decode: a leading space is dropped right
@@ -40,6 +45,12 @@ class Tokenizer {
   TokenId bos_id_;
   TokenId eos_id_;
   TokenId byte_fallback_offset_;
+  TokenId dummy_prefix_id_ = -1;  // the piece " ", prepended to non-empty text (-1: none)
+
+  // Appends the ids of one UTF-8 character (1-4 bytes): its piece, or its bytes' fallback ids.
+  void append_char_tokens(std::string_view utf8_char, std::vector<TokenId>& tokens) const;
+  // Merges adjacent pairs, best score first and leftmost on ties, until no pair is a piece.
+  void merge_pairs(std::vector<TokenId>& tokens) const;
 };
 
 }  // namespace prunekv

@@ -50,6 +50,9 @@ class PruningPolicy {
   // The statistics the forward step must record during prefill (none by default).
   virtual bool needs_stats() const { return false; }
   virtual int32_t stats_window() const { return 8; }
+  // true when select() reads key vectors (knorm): the pool must hold real K/V data, so a
+  // count-only pool (the simulator) cannot run it.
+  virtual bool needs_key_data() const { return false; }
   virtual PrunePlan select(const PruneView& view) const = 0;
 };
 
@@ -64,7 +67,15 @@ struct PruneOutcome {
   double kept_block_fraction() const { return prompt_blocks_before ? double(prompt_blocks_after) / double(prompt_blocks_before) : 1.0; }
 };
 
-// Performs `plan` on `kv` through drop_range / compact; returns what it kept and freed.
+// Shared constants of the policies (method.md: m = 4 sinks; SnapKV's observation window of 8).
+inline constexpr int32_t kNumSinkTokens = 4;
+inline constexpr int32_t kObservationWindow = 8;
+
+// Performs `plan` on `kv` through drop_range (block-rounded cuts) / compact (token-exact cuts and
+// keep-sets); returns what it kept and freed. Touches only `kv` and the pool's thread-safe free,
+// so different sequences may be pruned in parallel. Compaction writes blocks in place: the lists
+// it compacts must not share blocks with a fork (unshare them first, on the engine thread).
+// Prompt blocks are counted per list as blocks_for_slots(prompt slots in the list).
 PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t prompt_len);
 
 // "full", "dbudget[:T=0.01][:exact]", "streaming:R", "h2o:R", "snapkv:R", "pyramidkv:R",

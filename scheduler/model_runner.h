@@ -28,6 +28,9 @@ class ModelRunner {
   virtual void execute(const StepBatch& batch, std::span<Sampler* const> samplers, std::vector<TokenId>& next_tokens) = 0;
   // Seconds on this runner's clock: wall time for real models, model time for the simulator.
   virtual double now() const = 0;
+  // Called when nothing can run before `time` (every waiting request arrives later): the
+  // simulator advances its clock, a real runner sleeps. Default: nothing.
+  virtual void wait_until(double time) { (void)time; }
 };
 
 }  // namespace prunekv

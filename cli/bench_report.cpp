@@ -1,0 +1,148 @@
+#include "cli/bench_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace prunekv::cli {
+namespace {
+
+double per_second(double amount, double seconds) { return seconds > 0 ? amount / seconds : 0.0; }
+
+double ratio(double value, double base) { return base > 0 ? value / base : 0.0; }
+
+}  // namespace
+
+double BenchResult::requests_per_second() const { return per_second(double(num_requests), elapsed_time); }
+double BenchResult::tokens_per_second() const { return per_second(double(total_num_tokens()), elapsed_time); }
+double BenchResult::output_tokens_per_second() const {
+  return per_second(double(num_output_tokens), elapsed_time);
+}
+
+BenchResult summarize_bench(std::string policy, double elapsed_time,
+                            const std::vector<RequestOutput>& outputs, const EngineStats& stats,
+                            size_t kv_blocks_total, std::vector<StepStats> timeline) {
+  BenchResult r;
+  r.policy = std::move(policy);
+  r.elapsed_time = elapsed_time;
+  r.num_requests = outputs.size();
+  double kept_sum = 0.0;
+  size_t num_finished = 0;
+  for (const auto& out : outputs) {
+    if (!out.finished()) {
+      ++r.num_failed;
+      continue;
+    }
+    ++num_finished;
+    r.num_prompt_tokens += out.num_prompt_tokens;
+    r.num_output_tokens += out.output_tokens.size();
+    kept_sum += out.kv_kept_fraction;
+  }
+  r.mean_kv_kept_fraction = num_finished ? kept_sum / double(num_finished) : 1.0;
+  r.kv_blocks_total = kv_blocks_total;
+  r.peak_kv_blocks_used = stats.peak_blocks_used;
+  r.max_concurrency = stats.peak_running;
+  r.num_preemptions = stats.num_preemptions;
+  r.blocks_freed_by_pruning = stats.blocks_freed_by_pruning;
+  // Weighted by step duration: a long prefill step with 4 sequences counts more than a short
+  // decode step with 40, as a user waiting on the run would see it.
+  double weighted = 0.0, total = 0.0;
+  for (const auto& step : timeline) {
+    weighted += step.duration * double(step.num_running);
+    total += step.duration;
+  }
+  r.mean_concurrency = total > 0 ? weighted / total : stats.mean_running;
+  r.timeline = std::move(timeline);
+  return r;
+}
+
+std::string bench_text(const BenchResult& r) {
+  std::string out = fmt::format("Policy: {}\n", r.policy);
+  out += fmt::format("Throughput: {:.2f} requests/s, {:.2f} total tokens/s, {:.2f} output tokens/s\n",
+                     r.requests_per_second(), r.tokens_per_second(), r.output_tokens_per_second());
+  out += fmt::format("Total num prompt tokens:  {}\nTotal num output tokens:  {}\nElapsed time: {:.3f} s\n",
+                     r.num_prompt_tokens, r.num_output_tokens, r.elapsed_time);
+  out += fmt::format("KV blocks: peak {} / {} used ({:.1f}%); concurrent sequences: mean {:.1f}, max {}\n",
+                     r.peak_kv_blocks_used, r.kv_blocks_total,
+                     100.0 * ratio(double(r.peak_kv_blocks_used), double(r.kv_blocks_total)),
+                     r.mean_concurrency, r.max_concurrency);
+  out += fmt::format("Preemptions: {}; blocks freed by pruning: {}; mean kept KV fraction: {:.3f}\n",
+                     r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction);
+  if (r.num_failed != 0)
+    out += fmt::format("Failed requests: {} (not counted in the token totals)\n", r.num_failed);
+  if (r.verify)
+    out += fmt::format(
+        "Verify: {}/{} sampled requests identical to the full cache (greedy), mean prefix kept {:.3f}\n",
+        r.verify->num_exact, r.verify->num_requests, r.verify->mean_prefix_fraction);
+  return out;
+}
+
+std::string bench_ratio_table(const std::vector<BenchResult>& results) {
+  if (results.empty()) return {};
+  const BenchResult& base = results.front();
+  std::string out = fmt::format(
+      "| policy | elapsed s | req/s | tok/s | out tok/s | peak blocks | mean conc | max conc | preempt | "
+      "freed | kept | "
+      "speed-up vs {} | peak blocks vs {} |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+      base.policy, base.policy);
+  for (const auto& r : results)
+    out += fmt::format(
+        "| {} | {:.3f} | {:.2f} | {:.1f} | {:.1f} | {} | {:.1f} | {} | {} | {} | {:.3f} | {:.2f}x | {:.2f}x "
+        "|\n",
+        r.policy, r.elapsed_time, r.requests_per_second(), r.tokens_per_second(),
+        r.output_tokens_per_second(), r.peak_kv_blocks_used, r.mean_concurrency, r.max_concurrency,
+        r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction,
+        ratio(r.tokens_per_second(), base.tokens_per_second()),
+        ratio(double(r.peak_kv_blocks_used), double(base.peak_kv_blocks_used)));
+  return out;
+}
+
+nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results) {
+  nlohmann::ordered_json array = nlohmann::ordered_json::array();
+  for (const auto& r : results) {
+    nlohmann::ordered_json o = {{"policy", r.policy},
+                                {"elapsed_time", r.elapsed_time},
+                                {"num_requests", r.num_requests},
+                                {"total_num_tokens", r.total_num_tokens()},
+                                {"requests_per_second", r.requests_per_second()},
+                                {"tokens_per_second", r.tokens_per_second()},
+                                {"output_tokens_per_second", r.output_tokens_per_second()},
+                                {"peak_kv_blocks_used", r.peak_kv_blocks_used},
+                                {"kv_blocks_total", r.kv_blocks_total},
+                                {"max_concurrency", r.max_concurrency},
+                                {"num_preemptions", r.num_preemptions},
+                                {"blocks_freed_by_pruning", r.blocks_freed_by_pruning},
+                                {"mean_kv_kept_fraction", r.mean_kv_kept_fraction}};
+    if (r.verify) {
+      o["verify_num_requests"] = r.verify->num_requests;
+      o["verify_exact_agreement"] = ratio(double(r.verify->num_exact), double(r.verify->num_requests));
+      o["verify_mean_prefix_fraction"] = r.verify->mean_prefix_fraction;
+    }
+    array.push_back(std::move(o));
+  }
+  return array;
+}
+
+std::vector<PlotPanel> bench_plot_panels(const std::vector<BenchResult>& results) {
+  std::vector<PlotPanel> panels{{"KV blocks in use", "blocks", {}},
+                                {"running requests", "requests", {}},
+                                {"waiting requests", "requests", {}}};
+  for (const auto& r : results) {
+    PlotSeries blocks{r.policy, {}, {}}, running{r.policy, {}, {}}, waiting{r.policy, {}, {}};
+    const double start = r.timeline.empty() ? 0.0 : r.timeline.front().time - r.timeline.front().duration;
+    for (const auto& step : r.timeline) {
+      const double t = step.time - start;
+      for (PlotSeries* s : {&blocks, &running, &waiting}) s->x.push_back(t);
+      blocks.y.push_back(double(step.blocks_used));
+      running.y.push_back(double(step.num_running));
+      waiting.y.push_back(double(step.num_waiting));
+    }
+    panels[0].series.push_back(std::move(blocks));
+    panels[1].series.push_back(std::move(running));
+    panels[2].series.push_back(std::move(waiting));
+  }
+  return panels;
+}
+
+}  // namespace prunekv::cli

@@ -1,0 +1,64 @@
+#pragma once
+// `prunekv bench`'s results (vLLM's throughput shape), one per policy, and how they are printed:
+// the text block, the ratio table, the --output-json array and the --plot timeline.
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/svg_plot.h"
+#include "scheduler/engine_stats.h"
+#include "scheduler/request.h"
+
+namespace prunekv::cli {
+
+// Greedy agreement of a sample of requests with a full-cache rerun (--verify).
+struct VerifyResult {
+  size_t num_requests = 0;
+  size_t num_exact = 0;
+  double mean_prefix_fraction = 0.0;
+};
+
+struct BenchResult {
+  std::string policy;
+  double elapsed_time = 0.0;  // seconds, wall, submission of the first request to the last result
+  size_t num_requests = 0;
+  size_t num_failed = 0;
+  size_t num_prompt_tokens = 0;
+  size_t num_output_tokens = 0;
+  size_t kv_blocks_total = 0;
+  size_t peak_kv_blocks_used = 0;
+  double mean_concurrency = 0.0;  // running sequences, weighted by step duration
+  size_t max_concurrency = 0;
+  size_t num_preemptions = 0;
+  size_t blocks_freed_by_pruning = 0;
+  double mean_kv_kept_fraction = 1.0;  // over finished requests
+  std::optional<VerifyResult> verify;
+  std::vector<StepStats> timeline;  // one per step
+
+  size_t total_num_tokens() const { return num_prompt_tokens + num_output_tokens; }
+  double requests_per_second() const;
+  double tokens_per_second() const;
+  double output_tokens_per_second() const;
+};
+
+// Folds one policy's run (outputs in input order, the engine totals, the per-step timeline).
+BenchResult summarize_bench(std::string policy, double elapsed_time,
+                            const std::vector<RequestOutput>& outputs, const EngineStats& stats,
+                            size_t kv_blocks_total, std::vector<StepStats> timeline);
+
+// "Throughput: X requests/s, Y total tokens/s, Z output tokens/s" and the totals and KV lines.
+std::string bench_text(const BenchResult& result);
+// One row per policy with its ratios to the first (speed-up, peak blocks, concurrency).
+std::string bench_ratio_table(const std::vector<BenchResult>& results);
+// The --output-json array: per policy exactly the fields policy, elapsed_time, num_requests,
+// total_num_tokens, requests_per_second, tokens_per_second, output_tokens_per_second,
+// peak_kv_blocks_used, kv_blocks_total, max_concurrency, num_preemptions,
+// blocks_freed_by_pruning, mean_kv_kept_fraction; plus verify_num_requests,
+// verify_exact_agreement and verify_mean_prefix_fraction when --verify ran.
+nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results);
+// Three panels (KV blocks in use, running, waiting) over time since the first step, one line per policy.
+std::vector<PlotPanel> bench_plot_panels(const std::vector<BenchResult>& results);
+
+}  // namespace prunekv::cli

@@ -1,0 +1,108 @@
+// `prunekv batched-bench`: llama-batched-bench's table on prunekv's forward, so CPU users can put
+// the two side by side on the same GGUF file (same -npp/-ntg/-npl/-t flags and columns).
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/batched_bench.h"
+#include "cli/command_registry.h"
+#include "cli/engine_options.h"
+#include "common/log.h"
+
+namespace prunekv::cli {
+namespace {
+
+struct BatchedBenchArgs {
+  std::string model;
+  std::string tokenizer;
+  std::vector<uint32_t> npp{128};
+  std::vector<uint32_t> ntg{128};
+  std::vector<uint32_t> npl{1, 4, 16};
+  int threads = 0;
+  uint32_t block_size = kDefaultBlockSize;
+  size_t n_batch = 2048;
+  uint64_t seed = 0;
+  std::string output_format = "md";
+};
+
+int run_batched_bench(const BatchedBenchArgs& args) {
+  auto log = log::get("cli");
+  EngineOptions engine;  // for the shared model loading and thread count
+  engine.model = args.model;
+  engine.tokenizer = args.tokenizer;
+  engine.threads = args.threads;
+  const auto model = load_model_for(engine);
+
+  BatchedBenchOptions options;
+  options.num_threads = engine.num_threads();
+  options.block_size = args.block_size;
+  options.n_batch = args.n_batch;
+  options.seed = args.seed;
+  BatchedBench bench(*model, options);
+  const bool md = args.output_format == "md";
+
+  if (md) {
+    std::printf(
+        "prunekv batched-bench: build %s, model %s (%s, %.2fM params, context %u), n_batch = %zu, n_threads "
+        "= %d, "
+        "block_size = %u, kv f32\n\n%s",
+        build_type(), model->config.name.c_str(), model->file_type.c_str(),
+        double(model->config.num_weight_params()) / 1e6, model->config.context_length, options.n_batch,
+        options.num_threads, options.block_size, batched_bench_md_header().c_str());
+    std::fflush(stdout);
+  }
+  bench.warm_up();
+  for (const auto& c : batched_bench_cases(args.npp, args.ntg, args.npl)) {
+    if (const auto reason = bench.skip_reason(c)) {
+      log->warn("batched-bench: skipped PP = {}, TG = {}, B = {}: {}", c.pp, c.tg, c.batch, *reason);
+      continue;
+    }
+    const BatchedBenchResult r = bench.run(c);
+    const std::string row = md ? batched_bench_md_row(r) : batched_bench_jsonl_row(r, options);
+    std::fputs(row.c_str(), stdout);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command batched_bench_command() {
+  auto args = std::make_shared<BatchedBenchArgs>();
+  return Command{
+      "batched-bench",
+      [args](CLI::App& app) {
+        auto* cmd = app.add_subcommand(
+            "batched-bench", "llama-batched-bench's table: prefill and decode speed per batch size");
+        cmd->add_option("--model,-m", args->model, "model file (GGUF or llama2.c .bin) or synthetic:NAME")
+            ->required();
+        cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer.bin (not needed to benchmark)");
+        cmd->add_option("--npp", args->npp,
+                        "prompt tokens per sequence, comma-separated (-npp also accepted)")
+            ->delimiter(',')
+            ->capture_default_str();
+        cmd->add_option("--ntg", args->ntg, "generated tokens per sequence, comma-separated (-ntg)")
+            ->delimiter(',')
+            ->capture_default_str();
+        cmd->add_option("--npl", args->npl, "parallel sequences B, comma-separated (-npl)")
+            ->delimiter(',')
+            ->capture_default_str();
+        cmd->add_option("--threads,-t", args->threads, "worker threads (default: all hardware threads)");
+        cmd->add_option("--block-size", args->block_size, "token slots per KV block")->capture_default_str();
+        cmd->add_option("--batch-size,-b", args->n_batch,
+                        "tokens per prefill step at most (llama.cpp's n_batch)")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber);
+        cmd->add_option("--seed", args->seed, "seed of the token ids fed")->capture_default_str();
+        cmd->add_option("--output-format", args->output_format, "md (table) or jsonl")
+            ->check(CLI::IsMember({"md", "jsonl"}))
+            ->capture_default_str();
+      },
+      [args] { return run_batched_bench(*args); }};
+}
+
+}  // namespace prunekv::cli

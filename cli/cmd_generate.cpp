@@ -1,0 +1,167 @@
+// `prunekv generate`: offline batch serving. JSONL requests in, one JSONL record per input line
+// out, in input order; a bad line gets an error record and every other line is still served.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/command_registry.h"
+#include "cli/engine_options.h"
+#include "cli/jsonl.h"
+#include "cli/progress.h"
+#include "common/check.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/stopwatch.h"
+#include "scheduler/engine.h"
+#include "scheduler/transformer_runner.h"
+
+namespace prunekv::cli {
+namespace {
+
+struct GenerateArgs {
+  EngineOptions engine;
+  std::string input;
+  std::string output = "-";
+  uint32_t max_tokens = 256;
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  bool quiet = false;
+};
+
+// Writes records as soon as every earlier line has one, so output streams in input order.
+class OrderedRecords {
+ public:
+  OrderedRecords(JsonlWriter& writer, size_t n) : writer_(writer), records_(n) {}
+  void set(size_t index, nlohmann::ordered_json record) { records_[index] = std::move(record); }
+  void write_ready() {
+    bool wrote = false;
+    while (next_ < records_.size() && !records_[next_].is_null()) {
+      writer_.write(records_[next_]);
+      records_[next_] = nlohmann::ordered_json();  // free it; next_ moves past
+      ++next_;
+      wrote = true;
+    }
+    if (wrote) writer_.flush();
+  }
+  bool all_written() const { return next_ == records_.size(); }
+
+ private:
+  JsonlWriter& writer_;
+  std::vector<nlohmann::ordered_json> records_;
+  size_t next_ = 0;
+};
+
+int run_generate(const GenerateArgs& args) {
+  auto log = log::get("cli");
+  const EngineConfig base_config = args.engine.engine_config();
+
+  RequestDefaults defaults;
+  defaults.max_tokens = args.max_tokens;
+  defaults.sampling.temperature = args.temperature;
+  defaults.sampling.top_p = args.top_p;
+  defaults.sampling.top_k = args.top_k;
+  defaults.sampling.seed = args.engine.seed;
+  defaults.sampling.validate();
+  defaults.stop = args.stop;
+  defaults.ignore_eos = args.ignore_eos;
+  std::vector<ParsedLine> lines = read_request_file(args.input, defaults);
+
+  const auto model = load_model_for(args.engine);
+  TransformerRunner runner(*model, args.engine.num_threads());
+
+  JsonlWriter writer(args.output);
+  OrderedRecords records(writer, lines.size());
+  ProgressReporter progress(lines.size(), !args.quiet);
+  ProgressSnapshot snapshot;
+  size_t num_prompt_tokens = 0, num_failed = 0;
+
+  EngineConfig config = base_config;
+  config.step_observer = [&](const StepStats& step) {
+    snapshot.blocks_used = step.blocks_used;
+    snapshot.num_running = step.num_running;
+    snapshot.num_waiting = step.num_waiting;
+    progress.update(snapshot);
+  };
+  Engine engine(runner, config);
+  snapshot.blocks_total = engine.pool().num_total_blocks();
+
+  Stopwatch clock;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ParsedLine& line = lines[i];
+    if (!line.spec) {
+      log->warn("{}", line.error);
+      records.set(i, error_record(line.id, line.error));
+      ++snapshot.num_done;
+      ++num_failed;
+      continue;
+    }
+    // The callback runs on this thread inside step(); `i` keeps input order.
+    engine.submit(std::move(*line.spec), [&, i](const RequestOutput& output, bool finished) {
+      if (!finished) {
+        ++snapshot.num_output_tokens;
+        return;
+      }
+      ++snapshot.num_done;
+      num_prompt_tokens += output.num_prompt_tokens;
+      if (output.finish_reason == FinishReason::kError) {
+        ++num_failed;
+        log->warn("request {}: {}", output.id, output.error);
+      }
+      records.set(i, output_record(lines[i].id, output));
+    });
+  }
+  records.write_ready();
+  while (engine.step()) records.write_ready();
+  records.write_ready();
+  progress.finish(snapshot);
+  PKV_CHECK(records.all_written(), "generate: {} input lines, not every one got a record", lines.size());
+
+  const EngineStats& stats = engine.stats();
+  const double elapsed = clock.seconds();
+  const size_t num_output_tokens = stats.num_output_tokens;
+  log->info(
+      "generate: {} requests ({} failed), {} prompt tokens, {} output tokens in {:.2f} s: {:.1f} output "
+      "tok/s, "
+      "{:.1f} total tok/s; peak KV blocks {}/{}, {} preemptions, {} blocks freed by pruning",
+      lines.size(), num_failed, num_prompt_tokens, num_output_tokens, elapsed,
+      static_cast<double>(num_output_tokens) / elapsed,
+      static_cast<double>(num_prompt_tokens + num_output_tokens) / elapsed, stats.peak_blocks_used,
+      engine.pool().num_total_blocks(), stats.num_preemptions, stats.blocks_freed_by_pruning);
+  return 0;
+}
+
+}  // namespace
+
+Command generate_command() {
+  auto args = std::make_shared<GenerateArgs>();
+  return Command{
+      "generate",
+      [args](CLI::App& app) {
+        auto* cmd =
+            app.add_subcommand("generate", "serve a JSONL file of requests offline, results in input order");
+        add_engine_options(*cmd, args->engine);
+        cmd->add_option("--input,-i", args->input, "JSONL requests, one per line, or - for stdin")
+            ->required();
+        cmd->add_option("--output,-o", args->output, "JSONL results, or - for stdout")->capture_default_str();
+        cmd->add_option("--max-tokens", args->max_tokens, "tokens to generate for lines without max_tokens")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber);
+        cmd->add_option("--temperature", args->temperature, "sampling temperature (0 = greedy)")
+            ->capture_default_str();
+        cmd->add_option("--top-p", args->top_p, "nucleus sampling mass")->capture_default_str();
+        cmd->add_option("--top-k", args->top_k, "sample among the k most likely tokens (0 = all)")
+            ->capture_default_str();
+        cmd->add_option("--stop", args->stop, "stop string for lines without stop (repeatable)");
+        cmd->add_flag("--ignore-eos", args->ignore_eos, "generate max_tokens whatever the model emits");
+        cmd->add_flag("--quiet,-q", args->quiet, "no progress display");
+      },
+      [args] { return run_generate(*args); }};
+}
+
+}  // namespace prunekv::cli

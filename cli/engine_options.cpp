@@ -1,0 +1,128 @@
+#include "cli/engine_options.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <thread>
+
+#include "common/byte_size.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "policies/pruning_policy.h"
+
+#ifndef PRUNEKV_BUILD_TYPE
+#define PRUNEKV_BUILD_TYPE "unknown"
+#endif
+
+namespace prunekv::cli {
+
+int EngineOptions::num_threads() const {
+  if (threads > 0) return threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+LoadOptions EngineOptions::load_options() const {
+  LoadOptions load;
+  load.tokenizer_path = tokenizer;
+  return load;
+}
+
+std::vector<std::string> EngineOptions::policy_list() const {
+  std::vector<std::string> specs;
+  size_t begin = 0;
+  while (begin <= policy.size()) {
+    const size_t end = std::min(policy.find(',', begin), policy.size());
+    std::string spec = policy.substr(begin, end - begin);
+    if (spec.empty())
+      throw ConfigError(fmt::format("--policy: expected comma-separated policy specs, found \"{}\"", policy));
+    specs.push_back(std::move(spec));
+    begin = end + 1;
+  }
+  return specs;
+}
+
+uint64_t parse_kv_memory(const std::string& text) {
+  uint64_t bytes = 0;
+  try {
+    bytes = parse_byte_size(text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("--kv-memory: {}", e.what()));
+  }
+  if (bytes == 0)
+    throw ConfigError(
+        fmt::format("--kv-memory: expected a size above zero such as 512MiB, found \"{}\"", text));
+  return bytes;
+}
+
+EngineConfig EngineOptions::engine_config() const {
+  EngineConfig config;
+  if (kv_blocks != 0 && !kv_memory.empty())
+    throw ConfigError(fmt::format("--kv-blocks {} and --kv-memory {}: expected one of them, found both",
+                                  kv_blocks, kv_memory));
+  if (kv_blocks != 0)
+    config.num_kv_blocks = kv_blocks;
+  else
+    config.kv_memory_bytes = parse_kv_memory(kv_memory.empty() ? kDefaultKvMemory : kv_memory);
+  config.block_size = block_size;
+  config.max_num_seqs = max_num_seqs;
+  config.max_num_batched_tokens = max_num_batched_tokens;
+  config.num_threads = num_threads();
+  config.admission = parse_admission_mode(admission);
+  const auto specs = policy_list();
+  // Fail on a bad spec before any model is loaded or any request runs.
+  for (const auto& spec : specs) make_pruning_policy(spec);
+  config.default_policy = specs.front();
+  config.validate();
+  return config;
+}
+
+void add_policy_help_flag(CLI::App& command) {
+  command.add_flag_callback(
+      "--policy-help",
+      [] {
+        std::fputs(pruning_policy_help().c_str(), stdout);
+        throw CLI::Success();
+      },
+      "list the pruning policies and their parameters, then exit");
+}
+
+void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionSet set) {
+  command.add_option("--model,-m", options.model, "model file (GGUF or llama2.c .bin) or synthetic:NAME")
+      ->required();
+  command.add_option("--tokenizer", options.tokenizer, "llama2.c tokenizer.bin (GGUF files carry their own)");
+  auto* blocks = command.add_option("--kv-blocks", options.kv_blocks, "KV pool size in blocks");
+  command
+      .add_option("--kv-memory", options.kv_memory,
+                  fmt::format("KV pool size, e.g. 512MiB, 2GiB (default {})", kDefaultKvMemory))
+      ->excludes(blocks);
+  command.add_option("--block-size", options.block_size, "token slots per KV block")->capture_default_str();
+  command.add_option("--max-num-seqs", options.max_num_seqs, "running sequences at most")
+      ->capture_default_str();
+  command.add_option("--max-num-batched-tokens", options.max_num_batched_tokens, "tokens per engine step")
+      ->capture_default_str();
+  command.add_option("--threads,-t", options.threads, "worker threads (default: all hardware threads)");
+  if (set.policy) {
+    command
+        .add_option("--policy", options.policy,
+                    set.policy_list ? "pruning policies, comma-separated (see --policy-help)"
+                                    : "pruning policy (see --policy-help)")
+        ->capture_default_str();
+    add_policy_help_flag(command);
+  }
+  if (set.admission)
+    command
+        .add_option("--admission", options.admission,
+                    "admission: pruning-aware (counts forecast pruning) or naive")
+        ->capture_default_str();
+  if (set.seed) command.add_option("--seed", options.seed, "random seed")->capture_default_str();
+}
+
+std::unique_ptr<Model> load_model_for(const EngineOptions& options) {
+  return load_model(options.model, options.load_options());
+}
+
+const char* build_type() { return PRUNEKV_BUILD_TYPE; }
+
+}  // namespace prunekv::cli

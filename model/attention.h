@@ -1,0 +1,57 @@
+#pragma once
+// Paged GQA attention of one layer over every sequence of a step, reading K/V from each
+// sequence's block lists. Work item = (step sequence, KV head); items touch disjoint lists and
+// disjoint output rows, so the range kernel runs race-free under the TBB driver, and the serial
+// and parallel drivers give bit-identical results (each item is computed the same way whatever
+// thread runs it). Engine thread: reserve() then one driver; not reentrant.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <tbb/task_arena.h>
+
+#include "model/step_batch.h"
+
+namespace prunekv {
+
+// One layer's attention inputs for a step.
+struct AttentionArgs {
+  const StepBatch* batch = nullptr;
+  uint32_t layer = 0;
+  const float* q = nullptr;  // [num_tokens][num_heads * head_dim], RoPE applied
+  float* out = nullptr;      // [num_tokens][num_heads * head_dim]
+};
+
+class PagedAttention {
+ public:
+  // num_workers: the most threads that may run the kernel at once (the arena's concurrency).
+  PagedAttention(uint32_t num_heads, uint32_t num_kv_heads, uint32_t head_dim, size_t num_workers);
+
+  // Grows the per-worker scratch to the longest list of `batch`; call before the drivers.
+  void reserve(const StepBatch& batch);
+
+  size_t num_work_items(const StepBatch& batch) const { return batch.seqs.size() * num_kv_heads_; }
+
+  // The range kernel: work items [begin, end), item = seq_index * num_kv_heads + kv_head.
+  // For a sequence with n new tokens (the last n slots of each list), new token i attends to
+  // slots [0, num_slots - n + i] with weights softmax(q.k / sqrt(head_dim)), and records the
+  // statistics the sequence asks for. `worker` picks the scratch, < num_workers.
+  void run_range(const AttentionArgs& args, size_t begin, size_t end, size_t worker) noexcept;
+
+  void run_serial(const AttentionArgs& args);
+  // tbb::parallel_for over work items inside `arena` (whose concurrency <= num_workers).
+  void run_parallel(const AttentionArgs& args, tbb::task_arena& arena);
+
+ private:
+  void run_item(const AttentionArgs& args, size_t item, float* scores) noexcept;
+
+  uint32_t num_heads_;
+  uint32_t num_kv_heads_;
+  uint32_t head_dim_;
+  uint32_t group_;  // query heads per KV head
+  float scale_;
+  size_t scratch_slots_ = 0;
+  std::vector<std::vector<float>> scratch_;  // per worker: scores [group][scratch_slots_]
+};
+
+}  // namespace prunekv

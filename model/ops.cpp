@@ -1,0 +1,83 @@
+#include "model/ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.h"
+
+namespace prunekv {
+
+void rmsnorm(float* out, const float* x, const float* weight, size_t dim, float eps) {
+  float ss = 0.0f;
+  for (size_t i = 0; i < dim; ++i) ss += x[i] * x[i];
+  ss = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+  for (size_t i = 0; i < dim; ++i) out[i] = weight[i] * (ss * x[i]);
+}
+
+void rope_angles(float* cos_out, float* sin_out, Pos pos, size_t head_dim, float theta) {
+  // Same float expressions as llama2.c run.c, which computes freq from the even index 2k.
+  for (size_t k = 0; k < head_dim / 2; ++k) {
+    const float freq = 1.0f / std::pow(theta, static_cast<float>(2 * k) / static_cast<float>(head_dim));
+    const float angle = static_cast<float>(pos) * freq;
+    cos_out[k] = std::cos(angle);
+    sin_out[k] = std::sin(angle);
+  }
+}
+
+void rope(float* vec, size_t num_heads, size_t head_dim, const float* cos, const float* sin,
+          RopeLayout layout) {
+  const size_t half = head_dim / 2;
+  // Which element pairs with which is the only difference between the two layouts.
+  const size_t pair_stride = layout == RopeLayout::kAdjacentPairs ? 2 : 1;
+  const size_t partner_offset = layout == RopeLayout::kAdjacentPairs ? 1 : half;
+  for (size_t h = 0; h < num_heads; ++h) {
+    float* head = vec + h * head_dim;
+    for (size_t k = 0; k < half; ++k) {
+      float* a = head + k * pair_stride;
+      float* b = a + partner_offset;
+      const float v0 = *a;
+      const float v1 = *b;
+      *a = v0 * cos[k] - v1 * sin[k];
+      *b = v0 * sin[k] + v1 * cos[k];
+    }
+  }
+}
+
+void swiglu(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g * (1.0f / (1.0f + std::exp(-g))) * up[i];
+  }
+}
+
+void softmax(float* x, size_t n) {
+  PKV_DCHECK(n > 0);
+  const float max_value = *std::max_element(x, x + n);
+  float sum = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max_value);
+    sum += x[i];
+  }
+  // Divides like llama2.c run.c rather than multiplying by 1/sum: one rounding, not two.
+  for (size_t i = 0; i < n; ++i) x[i] /= sum;
+}
+
+void matmul_rows(float* y, const float* x, const float* w, size_t n, size_t in, size_t out,
+                 size_t row_begin, size_t row_end) {
+  PKV_DCHECK(row_begin <= row_end && row_end <= out);
+  if (row_begin == row_end || n == 0) return;
+  const auto rows = static_cast<blasint>(row_end - row_begin);
+  const auto in_i = static_cast<blasint>(in);
+  const float* w_rows = w + row_begin * in;
+  if (n == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, in_i, 1.0f, w_rows, in_i, x, 1, 0.0f,
+                y + row_begin, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), rows, in_i, 1.0f,
+              x, in_i, w_rows, in_i, 0.0f, y + row_begin, static_cast<blasint>(out));
+}
+
+}  // namespace prunekv

@@ -1,1 +1,0 @@
-#include "policies/pruning_policy.h"

@@ -1,0 +1,69 @@
+#pragma once
+// Counters of one engine step (StepStats) and of the whole run (EngineStats). Written by the
+// engine thread only; read them there or after the engine is idle.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "scheduler/request.h"
+
+namespace prunekv {
+
+struct StepStats {
+  uint64_t step = 0;                  // 0, 1, ...
+  double time = 0.0;                  // runner clock at the end of the step, seconds
+  double duration = 0.0;              // runner clock spent in this step, seconds
+  size_t num_prefill_tokens = 0;      // prompt tokens computed (recomputed ones included)
+  size_t num_decode_tokens = 0;       // decode tokens computed (one per decoding sequence)
+  size_t num_running = 0;             // batch size: sequences holding KV after scheduling
+  size_t num_scheduled = 0;           // sequences in the forward batch
+  size_t num_waiting = 0;             // queue depth after scheduling
+  size_t num_admitted = 0;            // newly admitted (or readmitted) this step
+  size_t num_finished = 0;            // ended this step (stop, length, cancelled, error)
+  size_t num_preemptions = 0;
+  size_t num_pruned = 0;              // requests pruned this step
+  size_t blocks_freed_by_pruning = 0;
+  size_t blocks_used = 0;             // after the step (pruning and frees done)
+  size_t blocks_free = 0;
+  size_t peak_blocks_used = 0;        // within the step: after allocation, before pruning/frees
+};
+
+struct EngineStats {
+  uint64_t num_steps = 0;
+  size_t num_prefill_tokens = 0;   // recomputed tokens included
+  size_t num_decode_tokens = 0;
+  size_t num_output_tokens = 0;    // tokens delivered to requests
+  size_t peak_blocks_used = 0;
+  size_t peak_running = 0;
+  double mean_running = 0.0;       // over steps
+  size_t num_preemptions = 0;
+  size_t num_pruned = 0;
+  size_t blocks_freed_by_pruning = 0;
+  size_t num_requests_finished = 0;   // stop or length
+  size_t num_requests_cancelled = 0;
+  size_t num_requests_failed = 0;
+  double first_step_time = 0.0;    // runner clock at the start of the first step
+  double last_step_time = 0.0;     // runner clock at the end of the last step
+
+  double elapsed() const { return last_step_time - first_step_time; }
+  // Folds one step into the totals.
+  void add(const StepStats& step);
+};
+
+// Who did what in one step, by request id (scripted tests, debug logs).
+struct StepTrace {
+  std::vector<std::pair<RequestId, size_t>> chunks;  // (request, tokens computed), batch order
+  std::vector<RequestId> admitted;
+  std::vector<RequestId> preempted;  // in preemption order
+  std::vector<RequestId> pruned;     // pruned this step (after prefill, or before a preemption)
+  std::vector<RequestId> ended;      // finished, cancelled or failed this step
+
+  void clear() { chunks.clear(); admitted.clear(); preempted.clear(); pruned.clear(); ended.clear(); }
+};
+
+// Called on the engine thread at the end of every step (timelines for bench / simulate).
+using StepObserver = std::function<void(const StepStats&)>;
+
+}  // namespace prunekv

@@ -1,0 +1,63 @@
+#pragma once
+// What a caller asks the engine for (RequestSpec) and what it gets back (RequestOutput). Plain
+// values: safe to build on any thread and to copy across threads.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ids.h"
+#include "model/sampler.h"
+
+namespace prunekv {
+
+// Engine-assigned handle of a submitted request (1, 2, ...; never 0), unique per Engine.
+using RequestId = uint64_t;
+inline constexpr RequestId kInvalidRequest = 0;
+
+struct RequestSpec {
+  std::string id;                    // caller's label, echoed in the output
+  std::string prompt;                // text, encoded with BOS; ignored when prompt_tokens is set
+  std::vector<TokenId> prompt_tokens;  // token ids used as given (include BOS yourself)
+  SamplingParams sampling;
+  uint32_t max_tokens = 256;         // generated tokens at most (>= 1)
+  std::vector<std::string> stop;     // stop strings, matched on the decoded output text
+  bool ignore_eos = false;           // true: only max_tokens / stop strings end the request
+  std::string policy;                // pruning policy spec ("dbudget", "snapkv:0.5"); empty = engine default
+  // Seconds on the runner's clock before which the request is not admitted (simulated traces);
+  // 0 = at submission.
+  double arrival_time = 0.0;
+};
+
+enum class FinishReason : uint8_t { kStop, kLength, kCancelled, kError };
+// "stop", "length", "cancelled", "error".
+std::string_view to_string(FinishReason reason);
+
+struct RequestOutput {
+  RequestId request_id = kInvalidRequest;
+  std::string id;                      // RequestSpec::id
+  std::vector<TokenId> output_tokens;  // generated tokens; a stop token (EOS/BOS) is not included
+  std::string text;                    // decoded output_tokens, cut before a matched stop string;
+                                       // empty when the runner has no tokenizer
+  size_t num_prompt_tokens = 0;        // the original prompt, recomputed tokens not counted
+  FinishReason finish_reason = FinishReason::kLength;
+  std::string error;                   // set when finish_reason == kError
+
+  // Pruning (PruneOutcome of the request's one prune; 1.0 / 0 when nothing was pruned).
+  double kv_kept_fraction = 1.0;        // kept (layer, KV head, prompt position) entries
+  double kv_kept_block_fraction = 1.0;  // kept prompt blocks
+  size_t blocks_freed_by_pruning = 0;
+  size_t num_preemptions = 0;
+
+  // Times in seconds on the runner's clock (ModelRunner::now()).
+  double arrival_time = 0.0;       // submission, or RequestSpec::arrival_time when later
+  double first_token_time = 0.0;   // 0 when no token was produced
+  double finish_time = 0.0;
+  double ttft = 0.0;               // first_token_time - arrival_time; 0 without a token
+  double mean_tpot = 0.0;          // (finish_time - first_token_time) / (tokens - 1); 0 with < 2 tokens
+
+  bool finished() const { return finish_reason == FinishReason::kStop || finish_reason == FinishReason::kLength; }
+};
+
+}  // namespace prunekv

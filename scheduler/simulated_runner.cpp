@@ -1,0 +1,37 @@
+#include "scheduler/simulated_runner.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+
+namespace prunekv {
+
+SimulatedRunner::SimulatedRunner(const ModelConfig& config, const DeviceProfile& device, KvDtype kv_dtype)
+    : config_(config), kv_dtype_(kv_dtype), cost_model_(config, device, kv_dtype) {}
+
+KvLayout SimulatedRunner::kv_layout(uint32_t block_size) const {
+  KvLayout layout;
+  layout.num_layers = config_.num_layers;
+  layout.num_kv_heads = config_.num_kv_heads;
+  layout.head_dim = config_.head_dim();
+  layout.block_size = block_size;
+  layout.dtype = kv_dtype_;
+  return layout;
+}
+
+void SimulatedRunner::execute(const StepBatch& batch, std::span<Sampler* const> samplers,
+                              std::vector<TokenId>& next_tokens) {
+  work_.clear();
+  for (const StepSequence& seq : batch.seqs) {
+    PKV_DCHECK(seq.kv != nullptr, "step sequence without KV");
+    work_.push_back({seq.num_tokens, seq.kv->num_slots_total(), seq.sample});
+  }
+  last_cost_ = cost_model_.step_cost(work_);
+  clock_ += last_cost_.seconds;
+  busy_seconds_ += last_cost_.seconds;
+  next_tokens.assign(samplers.size(), simulated_token());
+}
+
+void SimulatedRunner::wait_until(double time) { clock_ = std::max(clock_, time); }
+
+}  // namespace prunekv

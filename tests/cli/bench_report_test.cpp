@@ -1,0 +1,117 @@
+#include "cli/bench_report.h"
+
+#include <gtest/gtest.h>
+
+namespace prunekv::cli {
+namespace {
+
+BenchResult two_second_run(std::string policy) {
+  std::vector<RequestOutput> outputs(4);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    outputs[i].finish_reason = FinishReason::kLength;
+    outputs[i].num_prompt_tokens = 10;
+    outputs[i].output_tokens.assign(5, 1);
+    outputs[i].kv_kept_fraction = i < 2 ? 0.5 : 1.0;
+  }
+  outputs[3].finish_reason = FinishReason::kError;  // not counted in tokens or kept fraction
+  EngineStats stats;
+  stats.peak_blocks_used = 30;
+  stats.peak_running = 3;
+  stats.num_preemptions = 2;
+  stats.blocks_freed_by_pruning = 7;
+  std::vector<StepStats> timeline(2);
+  timeline[0].duration = 1.0;
+  timeline[0].num_running = 1;
+  timeline[0].time = 1.0;
+  timeline[1].duration = 3.0;
+  timeline[1].num_running = 3;
+  timeline[1].time = 4.0;
+  return summarize_bench(std::move(policy), 2.0, outputs, stats, 64, timeline);
+}
+
+TEST(BenchReport, SummarisesARun) {
+  const BenchResult r = two_second_run("dbudget");
+  EXPECT_EQ(r.num_requests, 4u);
+  EXPECT_EQ(r.num_failed, 1u);
+  EXPECT_EQ(r.num_prompt_tokens, 30u);
+  EXPECT_EQ(r.num_output_tokens, 15u);
+  EXPECT_EQ(r.total_num_tokens(), 45u);
+  EXPECT_DOUBLE_EQ(r.requests_per_second(), 2.0);
+  EXPECT_DOUBLE_EQ(r.tokens_per_second(), 22.5);
+  EXPECT_DOUBLE_EQ(r.output_tokens_per_second(), 7.5);
+  EXPECT_NEAR(r.mean_kv_kept_fraction, 2.0 / 3.0, 1e-12);
+  EXPECT_DOUBLE_EQ(r.mean_concurrency, 2.5);  // (1 x 1 s + 3 x 3 s) / 4 s
+  EXPECT_EQ(r.max_concurrency, 3u);
+  EXPECT_EQ(r.peak_kv_blocks_used, 30u);
+  EXPECT_EQ(r.kv_blocks_total, 64u);
+}
+
+TEST(BenchReport, TextHasVllmThroughputLine) {
+  const std::string text = bench_text(two_second_run("full"));
+  EXPECT_NE(text.find("Throughput: 2.00 requests/s, 22.50 total tokens/s, 7.50 output tokens/s"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Total num prompt tokens:  30"), std::string::npos);
+  EXPECT_NE(text.find("Total num output tokens:  15"), std::string::npos);
+  EXPECT_NE(text.find("peak 30 / 64 used"), std::string::npos);
+  EXPECT_NE(text.find("mean 2.5, max 3"), std::string::npos);
+  EXPECT_NE(text.find("Preemptions: 2; blocks freed by pruning: 7"), std::string::npos);
+}
+
+TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
+  BenchResult verified = two_second_run("dbudget");
+  verified.verify = VerifyResult{4, 3, 0.9};
+  const auto json = bench_json({two_second_run("full"), verified});
+  ASSERT_TRUE(json.is_array());
+  ASSERT_EQ(json.size(), 2u);
+  const std::vector<std::string> issue_fields{"policy",
+                                              "elapsed_time",
+                                              "num_requests",
+                                              "total_num_tokens",
+                                              "requests_per_second",
+                                              "tokens_per_second",
+                                              "output_tokens_per_second",
+                                              "peak_kv_blocks_used",
+                                              "kv_blocks_total",
+                                              "max_concurrency",
+                                              "num_preemptions",
+                                              "blocks_freed_by_pruning",
+                                              "mean_kv_kept_fraction"};
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : json[0].items()) keys.push_back(key);
+  EXPECT_EQ(keys, issue_fields);
+  // --verify adds its three fields after them.
+  std::vector<std::string> verified_keys;
+  for (const auto& [key, value] : json[1].items()) verified_keys.push_back(key);
+  std::vector<std::string> expected = issue_fields;
+  expected.insert(expected.end(),
+                  {"verify_num_requests", "verify_exact_agreement", "verify_mean_prefix_fraction"});
+  EXPECT_EQ(verified_keys, expected);
+  EXPECT_EQ(json[1]["verify_exact_agreement"], 0.75);
+  EXPECT_EQ(json[0]["total_num_tokens"], 45);
+}
+
+TEST(BenchReport, RatioTableComparesWithTheFirstPolicy) {
+  BenchResult full = two_second_run("full");
+  BenchResult fast = two_second_run("dbudget");
+  fast.elapsed_time = 1.0;
+  fast.peak_kv_blocks_used = 15;
+  const std::string table = bench_ratio_table({full, fast});
+  EXPECT_NE(table.find("speed-up vs full"), std::string::npos);
+  EXPECT_NE(table.find("| full |"), std::string::npos);
+  EXPECT_NE(table.find("| 2.00x | 0.50x |"), std::string::npos) << table;
+}
+
+TEST(BenchReport, PlotHasThreePanelsWithOneSeriesPerPolicy) {
+  const auto panels = bench_plot_panels({two_second_run("full"), two_second_run("dbudget")});
+  ASSERT_EQ(panels.size(), 3u);
+  for (const auto& panel : panels) {
+    ASSERT_EQ(panel.series.size(), 2u);
+    EXPECT_EQ(panel.series[1].label, "dbudget");
+    EXPECT_EQ(panel.series[0].x, (std::vector<double>{1.0, 4.0}));  // since the first step's start
+  }
+  EXPECT_EQ(panels[1].series[0].y, (std::vector<double>{1.0, 3.0}));
+}
+
+}  // namespace
+}  // namespace prunekv::cli

@@ -1,0 +1,83 @@
+// make_pruning_policy: good specs give the right policy and canonical name; bad ones throw
+// ConfigError naming the problem.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/error.h"
+#include "policies/pruning_policy.h"
+
+namespace prunekv {
+namespace {
+
+TEST(MakePruningPolicy, ParsesEveryPolicyWithItsCanonicalName) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"full", "full"},
+      {"dbudget", "dbudget"},
+      {"dbudget:T=0.01", "dbudget"},
+      {"dbudget:exact", "dbudget:exact"},
+      {"dbudget:T=0.005", "dbudget:T=0.005"},
+      {"dbudget:T=0.005:exact", "dbudget:T=0.005:exact"},
+      {"dbudget:exact:T=0.005", "dbudget:T=0.005:exact"},
+      {"dbudget:T=0", "dbudget:T=0"},
+      {"streaming:0.7", "streaming:0.7"},
+      {"h2o:0.9", "h2o:0.9"},
+      {"snapkv:0.5", "snapkv:0.5"},
+      {"snapkv:1", "snapkv:1"},
+      {"pyramidkv:0.25", "pyramidkv:0.25"},
+      {"knorm:0.6", "knorm:0.6"},
+  };
+  for (const auto& [spec, name] : cases) {
+    const auto policy = make_pruning_policy(spec);
+    EXPECT_EQ(policy->name(), name) << spec;
+    // The canonical name parses back to itself.
+    EXPECT_EQ(make_pruning_policy(policy->name())->name(), name);
+  }
+}
+
+TEST(MakePruningPolicy, ReportsWhatEachPolicyNeeds) {
+  EXPECT_FALSE(make_pruning_policy("full")->prunes());
+  EXPECT_TRUE(make_pruning_policy("dbudget")->needs_stats());
+  EXPECT_TRUE(make_pruning_policy("h2o:0.5")->needs_stats());
+  EXPECT_TRUE(make_pruning_policy("snapkv:0.5")->needs_stats());
+  EXPECT_TRUE(make_pruning_policy("pyramidkv:0.5")->needs_stats());
+  EXPECT_FALSE(make_pruning_policy("streaming:0.5")->needs_stats());
+  EXPECT_FALSE(make_pruning_policy("knorm:0.5")->needs_stats());
+  EXPECT_TRUE(make_pruning_policy("knorm:0.5")->needs_key_data());
+  EXPECT_FALSE(make_pruning_policy("dbudget")->needs_key_data());
+}
+
+TEST(MakePruningPolicy, RejectsBadSpecsWithConfigError) {
+  for (const char* spec : {"", "dbudgets", "FULL", "full:1", "snapkv", "snapkv:", "snapkv:0", "snapkv:-0.5",
+                           "snapkv:1.5", "snapkv:abc", "snapkv:0.5x", "snapkv:0.5:exact", "snapkv:nan",
+                           "snapkv:inf", "h2o:0.5:0.5", "dbudget:T=1", "dbudget:T=-0.1", "dbudget:T=",
+                           "dbudget:T=abc", "dbudget:foo", "dbudget:exact:exact", "dbudget:T=0.1:T=0.2",
+                           "dbudget:0.5", "dbudget:", "streaming:R=0.5"}) {
+    EXPECT_THROW(make_pruning_policy(spec), ConfigError) << "spec '" << spec << "'";
+  }
+}
+
+TEST(MakePruningPolicy, ErrorMessagesSayWhatWasExpected) {
+  try {
+    make_pruning_policy("snapkv:2");
+    FAIL() << "no exception";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("(0, 1]"), std::string::npos) << e.what();
+  }
+  try {
+    make_pruning_policy("lru:0.5");
+    FAIL() << "no exception";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("dbudget"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PruningPolicyHelp, ListsEveryPolicy) {
+  const std::string help = pruning_policy_help();
+  for (const char* name : {"full", "dbudget", "streaming", "h2o", "snapkv", "pyramidkv", "knorm", "T=0.01"}) {
+    EXPECT_NE(help.find(name), std::string::npos) << name;
+  }
+}
+
+}  // namespace
+}  // namespace prunekv

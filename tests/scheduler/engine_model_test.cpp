@@ -1,0 +1,84 @@
+// The engine on the real stories260K model against the 60 golden greedy outputs (llama2.c,
+// full cache): batched on an ample pool, and on a pool so small that requests are preempted
+// again and again (recompute must reproduce every token).
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+#include "model/model.h"
+#include "scheduler/engine.h"
+#include "scheduler/transformer_runner.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/model_paths.h"
+
+namespace prunekv {
+namespace {
+
+class EngineGolden : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PKV_REQUIRE_SHARED_FILE(testing::model_path("stories260K.bin"));
+    PKV_REQUIRE_SHARED_FILE(testing::golden_path());
+    LoadOptions options;
+    options.tokenizer_path = testing::model_path("tok512.bin");
+    model_ = load_model(testing::model_path("stories260K.bin"), options);
+    cases_ = testing::load_golden();
+    ASSERT_EQ(cases_.size(), 60u);
+  }
+
+  std::vector<RequestSpec> specs() const {
+    std::vector<RequestSpec> out;
+    for (const auto& c : cases_) {
+      RequestSpec spec;
+      spec.id = c.id;
+      spec.prompt_tokens = c.prompt_tokens;
+      spec.max_tokens = static_cast<uint32_t>(c.max_tokens);
+      out.push_back(std::move(spec));  // greedy, stop on BOS/EOS
+    }
+    return out;
+  }
+
+  void expect_golden(const std::vector<RequestOutput>& outputs) const {
+    ASSERT_EQ(outputs.size(), cases_.size());
+    size_t exact = 0;
+    for (size_t i = 0; i < cases_.size(); ++i) {
+      EXPECT_EQ(outputs[i].id, cases_[i].id);
+      EXPECT_EQ(outputs[i].output_tokens, cases_[i].output_tokens) << cases_[i].id;
+      EXPECT_EQ(to_string(outputs[i].finish_reason), cases_[i].finish_reason) << cases_[i].id;
+      exact += outputs[i].output_tokens == cases_[i].output_tokens;
+    }
+    EXPECT_EQ(exact, cases_.size());
+  }
+
+  std::unique_ptr<Model> model_;
+  std::vector<testing::GoldenCase> cases_;
+};
+
+TEST_F(EngineGolden, AllSixtyBatchedOnAnAmplePoolEqualTheGoldenTokens) {
+  TransformerRunner runner(*model_, 2);
+  EngineConfig config;
+  config.num_kv_blocks = 60 * 20 * 40;
+  EngineStats stats;
+  const auto outputs = generate(runner, config, specs(), &stats);
+  expect_golden(outputs);
+  EXPECT_EQ(stats.num_preemptions, 0u);
+  EXPECT_GT(stats.peak_running, 30u);
+}
+
+TEST_F(EngineGolden, RepeatedPreemptionsOnATinyPoolStillGiveTheGoldenTokens) {
+  TransformerRunner runner(*model_, 2);
+  const KvLayout layout = runner.kv_layout(kDefaultBlockSize);
+  size_t largest = 0;  // the biggest request's whole footprint, so every request can run
+  for (const auto& c : cases_)
+    largest = std::max(largest, layout.num_lists() * layout.blocks_for_slots(c.prompt_tokens.size() + size_t(c.max_tokens)));
+  EngineConfig config;
+  config.num_kv_blocks = largest + largest / 4;
+  config.max_num_batched_tokens = 256;  // long prompts are chunked too
+  EngineStats stats;
+  const auto outputs = generate(runner, config, specs(), &stats);
+  expect_golden(outputs);
+  EXPECT_GT(stats.num_preemptions, 10u);
+}
+
+}  // namespace
+}  // namespace prunekv
