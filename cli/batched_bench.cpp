@@ -15,16 +15,6 @@
 namespace prunekv::cli {
 namespace {
 
-KvLayout layout_for(const Model& model, uint32_t block_size) {
-  KvLayout layout;
-  layout.num_layers = model.config.num_layers;
-  layout.num_kv_heads = model.config.num_kv_heads;
-  layout.head_dim = model.config.head_dim();
-  layout.block_size = block_size;
-  layout.dtype = KvDtype::kF32;
-  return layout;
-}
-
 // One prefill token of the flat prompt stream: which sequence, which position.
 struct PromptToken {
   size_t seq;
@@ -48,7 +38,7 @@ std::optional<std::string> BatchedBench::skip_reason(const BatchedBenchCase& c) 
 
 BatchedBenchResult BatchedBench::run(const BatchedBenchCase& c) {
   PKV_CHECK(!skip_reason(c), "batched-bench case PP={} TG={} B={} cannot run", c.pp, c.tg, c.batch);
-  const KvLayout layout = layout_for(model_, options_.block_size);
+  const KvLayout layout = model_.config.kv_layout(options_.block_size);
   // Exactly what B sequences of pp + tg tokens need: every list of every sequence.
   BlockPool pool(layout, size_t{c.batch} * layout.num_lists() * layout.blocks_for_slots(c.pp + c.tg));
   std::vector<std::unique_ptr<SequenceKv>> seqs;

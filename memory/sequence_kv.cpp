@@ -40,7 +40,8 @@ SequenceKv::SequenceKv(SequenceKv&& other) noexcept
     : pool_(other.pool_),
       stats_group_(other.stats_group_),
       lists_(std::move(other.lists_)),
-      num_blocks_(std::exchange(other.num_blocks_, 0)) {
+      num_blocks_(std::exchange(other.num_blocks_, 0)),
+      may_share_(other.may_share_) {
   other.lists_.clear();
 }
 
@@ -52,13 +53,14 @@ SequenceKv& SequenceKv::operator=(SequenceKv&& other) noexcept {
   lists_ = std::move(other.lists_);
   other.lists_.clear();
   num_blocks_ = std::exchange(other.num_blocks_, 0);
+  may_share_ = other.may_share_;
   return *this;
 }
 
 // A partly filled last block shared with another sequence (a fork whose list was compacted to a
 // prefix) must not receive this sequence's appends: it is copied first.
 bool SequenceKv::last_block_shared(const List& l) const {
-  return l.positions.size() % layout().block_size != 0 && pool_->ref_count(l.blocks.back()) > 1;
+  return may_share_ && l.positions.size() % layout().block_size != 0 && pool_->ref_count(l.blocks.back()) > 1;
 }
 
 size_t SequenceKv::blocks_needed(size_t num_new_tokens) const {
@@ -266,6 +268,8 @@ std::optional<SequenceKv> SequenceKv::fork() const {
     }
   }
   child.num_blocks_ = num_blocks_;
+  child.may_share_ = true;
+  may_share_ = true;
   return child;
 }
 

@@ -100,6 +100,9 @@ class SequenceKv {
   uint32_t stats_group_;
   std::vector<List> lists_;
   size_t num_blocks_ = 0;
+  // Set once this sequence forks or is forked: only then can its blocks be shared, so only then
+  // do appends pay for the ref-count lookup of copy-on-write (a hot path at simulation scale).
+  mutable bool may_share_ = false;
 };
 
 }  // namespace prunekv

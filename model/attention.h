@@ -39,11 +39,19 @@ class PagedAttention {
   void run_range(const AttentionArgs& args, size_t begin, size_t end, size_t worker) noexcept;
 
   void run_serial(const AttentionArgs& args);
+  // The plain scalar kernel (std::exp softmax, one dot per slot), serially: what the AVX2
+  // kernel of run_range/run_serial/run_parallel is tested against.
+  void run_reference(const AttentionArgs& args);
   // tbb::parallel_for over work items inside `arena` (whose concurrency <= num_workers).
   void run_parallel(const AttentionArgs& args, tbb::task_arena& arena);
 
  private:
+  // AVX2/FMA when head_dim % 8 == 0: per block, 4 slots' scores per step, vector exp, and
+  // the output accumulated in registers over the whole context; otherwise the reference.
   void run_item(const AttentionArgs& args, size_t item, float* scores) noexcept;
+  void run_item_reference(const AttentionArgs& args, size_t item, float* scores) noexcept;
+  void record_stats(const AttentionArgs& args, const StepSequence& seq, uint32_t kv_head, size_t token,
+                    size_t visible, const float* scores) noexcept;
 
   uint32_t num_heads_;
   uint32_t num_kv_heads_;

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "memory/kv_layout.h"
+
 namespace prunekv {
 
 // How RoPE pairs dimensions: Meta/llama2.c and llama.cpp's "norm" rotate (x[2i], x[2i+1]);
@@ -26,6 +28,10 @@ struct ModelConfig {
   uint32_t head_dim() const { return dim / num_heads; }
   uint32_t kv_dim() const { return num_kv_heads * head_dim(); }
   uint32_t group_size() const { return num_heads / num_kv_heads; }  // query heads per KV head
+  // The paged KV geometry this model needs: one list per (layer, KV head) of head_dim slots.
+  KvLayout kv_layout(uint32_t block_size, KvDtype dtype = KvDtype::kF32) const {
+    return KvLayout{num_layers, num_kv_heads, head_dim(), block_size, dtype};
+  }
 
   // Weight multiply-adds x2 per token, the vocabulary projection included (attention excluded).
   double weight_flops_per_token() const;

@@ -21,15 +21,16 @@ namespace prunekv {
 
 namespace {
 
-// Output rows of one GEMM chunk. A function of the shape only, never of the thread count, so
-// every thread count runs the very same BLAS calls and serial == parallel bit for bit.
+// GEMM tasks: (token block, output-row chunk). matmul_rows gives the same bits however the
+// product is split, so the split only has to be fast: a task's weight rows fit in L2 and its
+// token rows too, and a product too small to pay for a task runs inline.
+constexpr size_t kGemmTokens = 48;                // x rows per task (matmul_rows' own token block)
+constexpr size_t kGemmWeightsPerTask = 64 * 1024; // ~256 KiB of W per task
+constexpr size_t kGemmInlineMacs = 256 * 1024;    // below this, one call on the engine thread
+
 size_t gemm_chunk_rows(size_t in, size_t out) {
-  constexpr size_t kWeightsPerChunk = 32 * 1024;  // ~128 KiB of W: worth a task, fits L2
-  constexpr size_t kMaxChunks = 32;
-  constexpr size_t kRowAlign = 16;                // whole SIMD/gemv row groups per chunk
-  const size_t chunks = std::clamp<size_t>(in * out / kWeightsPerChunk, 1, kMaxChunks);
-  const size_t rows = (out + chunks - 1) / chunks;
-  return std::min(out, (rows + kRowAlign - 1) / kRowAlign * kRowAlign);
+  const size_t rows = std::max<size_t>(4, kGemmWeightsPerTask / std::max<size_t>(in, 1) / 4 * 4);
+  return std::min(out, rows);
 }
 
 void add_in_place(float* x, const float* y, size_t n) {
@@ -44,22 +45,29 @@ struct Transformer::Impl {
         arena(threads),
         attention(c.num_heads, c.num_kv_heads, c.head_dim(), static_cast<size_t>(threads)) {}
 
-  // y[n][out] = x[n][in] W^T in fixed row chunks, spread over the arena when there are threads.
+  // y[n][out] = x[n][in] W^T, split into (token block, row chunk) tasks over the arena.
   void matmul(float* y, const float* x, const float* w, size_t n, size_t in, size_t out) {
+    if (n * in * out < kGemmInlineMacs) {
+      matmul_rows(y, x, w, n, in, out, 0, out);
+      return;
+    }
     const size_t rows = gemm_chunk_rows(in, out);
-    const size_t chunks = (out + rows - 1) / rows;
-    auto run = [&](size_t c) { matmul_rows(y, x, w, n, in, out, c * rows, std::min(out, (c + 1) * rows)); };
-    if (num_threads == 1 || chunks == 1) {
-      for (size_t c = 0; c < chunks; ++c) run(c);
+    const size_t row_chunks = (out + rows - 1) / rows;
+    const size_t token_blocks = (n + kGemmTokens - 1) / kGemmTokens;
+    auto run = [&](size_t task) {
+      const size_t t0 = task / row_chunks * kGemmTokens;
+      const size_t r0 = task % row_chunks * rows;
+      matmul_rows(y + t0 * out, x + t0 * in, w, std::min(kGemmTokens, n - t0), in, out, r0, std::min(out, r0 + rows));
+    };
+    if (num_threads == 1) {
+      for (size_t task = 0; task < token_blocks * row_chunks; ++task) run(task);
       return;
     }
     arena.execute([&] {
-      // One chunk per task: the chunks are already sized to be worth one.
-      tbb::parallel_for(tbb::blocked_range<size_t>(0, chunks, 1),
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, token_blocks * row_chunks, 1),
                         [&](const tbb::blocked_range<size_t>& r) {
-                          for (size_t c = r.begin(); c < r.end(); ++c) run(c);
-                        },
-                        tbb::simple_partitioner());
+                          for (size_t task = r.begin(); task < r.end(); ++task) run(task);
+                        });
     });
   }
 

@@ -10,13 +10,7 @@ SimulatedRunner::SimulatedRunner(const ModelConfig& config, const DeviceProfile&
     : config_(config), kv_dtype_(kv_dtype), cost_model_(config, device, kv_dtype) {}
 
 KvLayout SimulatedRunner::kv_layout(uint32_t block_size) const {
-  KvLayout layout;
-  layout.num_layers = config_.num_layers;
-  layout.num_kv_heads = config_.num_kv_heads;
-  layout.head_dim = config_.head_dim();
-  layout.block_size = block_size;
-  layout.dtype = kv_dtype_;
-  return layout;
+  return config_.kv_layout(block_size, kv_dtype_);
 }
 
 void SimulatedRunner::execute(const StepBatch& batch, std::span<Sampler* const> samplers,

@@ -10,14 +10,7 @@ TransformerRunner::TransformerRunner(const Model& model, int num_threads)
     : model_(model), transformer_(model, num_threads), start_(std::chrono::steady_clock::now()) {}
 
 KvLayout TransformerRunner::kv_layout(uint32_t block_size) const {
-  const ModelConfig& c = model_.config;
-  KvLayout layout;
-  layout.num_layers = c.num_layers;
-  layout.num_kv_heads = c.num_kv_heads;
-  layout.head_dim = c.head_dim();
-  layout.block_size = block_size;
-  layout.dtype = KvDtype::kF32;
-  return layout;
+  return model_.config.kv_layout(block_size, KvDtype::kF32);
 }
 
 uint32_t TransformerRunner::num_query_heads() const { return model_.config.num_heads; }

@@ -72,7 +72,8 @@ TEST(PagedAttention, SerialAndParallelDriversAreBitIdentical) {
   std::vector<float> q(batch.num_tokens() * heads * layout.head_dim);
   for (auto& x : q) x = dist(rng);
 
-  auto run = [&](bool parallel) {
+  enum Mode { kSerial, kParallel, kReference };
+  auto run = [&](Mode mode) {
     for (auto& seq : seqs) {  // fresh statistics for each run
       for (size_t slot = 0; slot < seq->num_slots(0, 0); ++slot) {
         for (uint32_t h = 0; h < layout.num_kv_heads; ++h) std::fill_n(seq->slot_stats(0, h, slot), seq->stats_per_slot(), 0.0f);
@@ -83,10 +84,12 @@ TEST(PagedAttention, SerialAndParallelDriversAreBitIdentical) {
     attention.reserve(batch);
     const AttentionArgs args{&batch, 0, q.data(), out.data()};
     tbb::task_arena arena(2);
-    if (parallel) {
+    if (mode == kParallel) {
       attention.run_parallel(args, arena);
-    } else {
+    } else if (mode == kSerial) {
       attention.run_serial(args);
+    } else {
+      attention.run_reference(args);
     }
     for (auto& seq : seqs) {
       for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
@@ -98,14 +101,20 @@ TEST(PagedAttention, SerialAndParallelDriversAreBitIdentical) {
     }
     return out;
   };
-  const auto serial = run(false);
-  const auto parallel = run(true);
+  const auto serial = run(kSerial);
+  const auto parallel = run(kParallel);
   ASSERT_EQ(serial.size(), parallel.size());
   EXPECT_EQ(0, std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)));
   for (float x : serial) ASSERT_FALSE(std::isnan(x));  // every output row was written
   float total_stats = 0.0f;
   for (size_t i = q.size(); i < serial.size(); ++i) total_stats += serial[i];
   EXPECT_GT(total_stats, 0.0f);  // and statistics were recorded
+  // The SIMD kernel (head_dim 16) against the plain scalar one: outputs and statistics.
+  const auto reference = run(kReference);
+  ASSERT_EQ(serial.size(), reference.size());
+  for (size_t i = 0; i < serial.size(); ++i) {
+    ASSERT_NEAR(serial[i], reference[i], 2e-5f * (1.0f + std::fabs(reference[i]))) << "element " << i;
+  }
 }
 
 // Chunked prefill with statistics, then decode: every slot's statistics equal the reference's

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "tests/testing/gguf_writer.h"
 
 namespace prunekv {
 namespace {
@@ -68,63 +69,21 @@ TEST(ModelShape, ParsesKvDtypes) {
   EXPECT_THROW(parse_kv_dtype("int4"), ConfigError);
 }
 
-// Minimal GGUF v3 metadata writer: only what read_model_shape_from_file needs.
-class GgufBytes {
- public:
-  GgufBytes(uint64_t num_kv) {
-    bytes_ += "GGUF";
-    put<uint32_t>(3);
-    put<uint64_t>(0);
-    put<uint64_t>(num_kv);
-  }
-  void string(const std::string& s) {
-    put<uint64_t>(s.size());
-    bytes_ += s;
-  }
-  void kv_u32(const std::string& key, uint32_t value) {
-    string(key);
-    put<uint32_t>(4);
-    put<uint32_t>(value);
-  }
-  void kv_string(const std::string& key, const std::string& value) {
-    string(key);
-    put<uint32_t>(8);
-    string(value);
-  }
-  void kv_string_array(const std::string& key, size_t n) {
-    string(key);
-    put<uint32_t>(9);
-    put<uint32_t>(8);
-    put<uint64_t>(n);
-    for (size_t i = 0; i < n; ++i) string("t" + std::to_string(i));
-  }
-  template <typename T>
-  void put(T value) {
-    char raw[sizeof(T)];
-    std::memcpy(raw, &value, sizeof(T));
-    bytes_.append(raw, sizeof(T));
-  }
-  std::string write(const std::string& name) const {
-    const auto path = (std::filesystem::temp_directory_path() / name).string();
-    std::ofstream(path, std::ios::binary) << bytes_;
-    return path;
-  }
-  std::string bytes_;
-};
-
 TEST(ModelShape, ReadsAGgufHeaderWithoutTensors) {
-  GgufBytes gguf(9);
-  gguf.kv_string("general.architecture", "llama");
-  gguf.kv_string("general.name", "tiny-gguf");
-  gguf.kv_u32("llama.embedding_length", 64);
-  gguf.kv_u32("llama.feed_forward_length", 172);
-  gguf.kv_u32("llama.block_count", 5);
-  gguf.kv_u32("llama.attention.head_count", 8);
-  gguf.kv_u32("llama.attention.head_count_kv", 4);
-  gguf.kv_u32("llama.context_length", 512);
-  gguf.kv_string_array("tokenizer.ggml.tokens", 7);
-  const std::string path = gguf.write("prunekv_model_shape_test.gguf");
-  const ModelConfig config = model_shape(path);
+  testing::TempDir dir;
+  testing::GgufWriter gguf;
+  gguf.set_string("general.architecture", "llama");
+  gguf.set_string("general.name", "tiny-gguf");
+  gguf.set_uint32("llama.embedding_length", 64);
+  gguf.set_uint32("llama.feed_forward_length", 172);
+  gguf.set_uint32("llama.block_count", 5);
+  gguf.set_uint32("llama.attention.head_count", 8);
+  gguf.set_uint32("llama.attention.head_count_kv", 4);
+  gguf.set_uint32("llama.context_length", 512);
+  gguf.set_string_array("tokenizer.ggml.tokens", {"t0", "t1", "t2", "t3", "t4", "t5", "t6"});
+  const auto path = dir.file("shape.gguf");
+  gguf.write(path);
+  const ModelConfig config = model_shape(path.string());
   EXPECT_EQ(config.name, "tiny-gguf");
   EXPECT_EQ(config.dim, 64u);
   EXPECT_EQ(config.hidden_dim, 172u);
@@ -133,30 +92,33 @@ TEST(ModelShape, ReadsAGgufHeaderWithoutTensors) {
   EXPECT_EQ(config.num_kv_heads, 4u);
   EXPECT_EQ(config.context_length, 512u);
   EXPECT_EQ(config.vocab_size, 7u);
-  std::filesystem::remove(path);
 }
 
 TEST(ModelShape, GgufMissingAFieldNamesIt) {
-  GgufBytes gguf(2);
-  gguf.kv_string("general.architecture", "llama");
-  gguf.kv_u32("llama.embedding_length", 64);
-  const std::string path = gguf.write("prunekv_model_shape_missing.gguf");
+  testing::TempDir dir;
+  testing::GgufWriter gguf;
+  gguf.set_string("general.architecture", "llama");
+  gguf.set_uint32("llama.embedding_length", 64);
+  const auto path = dir.file("missing.gguf");
+  gguf.write(path);
   try {
-    model_shape(path);
+    model_shape(path.string());
     FAIL() << "expected FormatError";
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("llama.feed_forward_length"), std::string::npos) << e.what();
   }
-  std::filesystem::remove(path);
 }
 
 TEST(ModelShape, TruncatedGgufIsAFormatError) {
-  GgufBytes gguf(3);
-  gguf.kv_string("general.architecture", "llama");
-  gguf.bytes_.resize(gguf.bytes_.size() - 3);
-  const std::string path = gguf.write("prunekv_model_shape_truncated.gguf");
-  EXPECT_THROW(model_shape(path), FormatError);
-  std::filesystem::remove(path);
+  testing::TempDir dir;
+  testing::GgufWriter gguf;
+  gguf.set_string("general.architecture", "llama");
+  gguf.set_uint32("llama.embedding_length", 64);
+  auto bytes = gguf.bytes();
+  bytes.resize(bytes.size() - 3);
+  const auto path = dir.file("truncated.gguf");
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_THROW(model_shape(path.string()), FormatError);
 }
 
 TEST(ModelShape, ReadsALlama2cHeader) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -33,6 +35,24 @@ TEST(Ops, MatmulRowsMatchesPlainLoopsForOneAndManyRows) {
         }
       }
     }
+  }
+}
+
+// The SIMD kernel against the plain loops, and bit-identical however rows and tokens are split
+// (the Transformer splits products by thread count; serial == parallel relies on this).
+TEST(Ops, MatmulRowsMatchesReferenceAndIgnoresHowTheProductIsSplit) {
+  for (auto [n, in, out] : {std::tuple<size_t, size_t, size_t>{1, 288, 37}, {7, 64, 9}, {50, 172, 13}, {5, 3, 6}}) {
+    const auto x = random_vector(n * in, 3), w = random_vector(out * in, 4);
+    std::vector<float> whole(n * out), ref(n * out), split(n * out, NAN);
+    matmul(whole.data(), x.data(), w.data(), n, in, out);
+    matmul_rows_reference(ref.data(), x.data(), w.data(), n, in, out, 0, out);
+    for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(whole[i], ref[i], 1e-5f * (1 + std::fabs(ref[i])));
+    for (size_t t = 0; t < n; ++t) {  // one token at a time, rows in pieces of 1, 2, 3, ...
+      for (size_t r = 0, len = 1; r < out; r += len, ++len) {
+        matmul_rows(split.data() + t * out, x.data() + t * in, w.data(), 1, in, out, r, std::min(out, r + len));
+      }
+    }
+    EXPECT_EQ(0, std::memcmp(whole.data(), split.data(), whole.size() * sizeof(float))) << n << "x" << in << "x" << out;
   }
 }
 

@@ -7,23 +7,10 @@
 
 namespace prunekv::testing {
 
-namespace {
-
-KvLayout layout_for(const Model& model, uint32_t block_size) {
-  KvLayout layout;
-  layout.num_layers = model.config.num_layers;
-  layout.num_kv_heads = model.config.num_kv_heads;
-  layout.head_dim = model.config.head_dim();
-  layout.block_size = block_size;
-  return layout;
-}
-
-}  // namespace
-
 PagedRunner::PagedRunner(const Model& model, uint32_t block_size, size_t num_blocks, int num_threads,
                          bool with_stats)
     : model_(model),
-      pool_(std::make_unique<BlockPool>(layout_for(model, block_size), num_blocks)),
+      pool_(std::make_unique<BlockPool>(model.config.kv_layout(block_size), num_blocks)),
       stats_group_(with_stats ? model.config.group_size() : 0),
       transformer_(model, num_threads) {}
 
