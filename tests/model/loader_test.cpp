@@ -90,6 +90,16 @@ TEST(Llama2cLoader, NegativeVocabMeansSeparateClassifierAfterRopeTables) {
   EXPECT_EQ(model->classifier[0], at(before_classifier));
 }
 
+// A file of `file_bytes` zero bytes starting with the 28-byte header `h`.
+std::filesystem::path write_header(const testing::TempDir& dir, const std::string& name, const Header& h,
+                                   size_t file_bytes) {
+  std::vector<uint8_t> bytes(file_bytes);
+  std::memcpy(bytes.data(), &h, 28);
+  const auto path = dir.file(name);
+  testing::write_bytes(path, bytes);
+  return path;
+}
+
 TEST(Llama2cLoader, RejectsBadHeadersAndSizes) {
   testing::TempDir dir;
   {
@@ -100,38 +110,22 @@ TEST(Llama2cLoader, RejectsBadHeadersAndSizes) {
   {
     Header h;
     h.dim = 0;
-    const auto path = dir.file("zero.bin");
-    std::vector<uint8_t> bytes(28 + 400);
-    std::memcpy(bytes.data(), &h, 28);
-    testing::write_bytes(path, bytes);
-    expect_format_error(path, {"dim = 0", "positive"});
+    expect_format_error(write_header(dir, "zero.bin", h, 28 + 400), {"dim = 0", "positive"});
   }
   {
     Header h;
     h.heads = 3;
-    std::vector<uint8_t> bytes(4096);
-    std::memcpy(bytes.data(), &h, 28);
-    const auto path = dir.file("heads.bin");
-    testing::write_bytes(path, bytes);
-    expect_format_error(path, {"n_heads = 3 must divide dim = 16"});
+    expect_format_error(write_header(dir, "heads.bin", h, 4096), {"n_heads = 3 must divide dim = 16"});
   }
   {
     Header h;
     h.kv_heads = 3;
-    std::vector<uint8_t> bytes(4096);
-    std::memcpy(bytes.data(), &h, 28);
-    const auto path = dir.file("kv.bin");
-    testing::write_bytes(path, bytes);
-    expect_format_error(path, {"n_kv_heads = 3 must divide n_heads = 4"});
+    expect_format_error(write_header(dir, "kv.bin", h, 4096), {"n_kv_heads = 3 must divide n_heads = 4"});
   }
   {
     Header h;
     h.layers = 1000000;
-    std::vector<uint8_t> bytes(4096);
-    std::memcpy(bytes.data(), &h, 28);
-    const auto path = dir.file("layers.bin");
-    testing::write_bytes(path, bytes);
-    expect_format_error(path, {"n_layers = 1000000"});
+    expect_format_error(write_header(dir, "layers.bin", h, 4096), {"n_layers = 1000000"});
   }
   {
     auto bytes = llama2c_bytes({}, false);
