@@ -67,14 +67,9 @@ std::vector<RequestSpec> random_requests(const BenchArgs& args, const Model& mod
 std::vector<RequestSpec> file_requests(const BenchArgs& args) {
   RequestDefaults defaults;
   defaults.max_tokens = args.output_len != 0 ? args.output_len : 256;
-  std::vector<RequestSpec> specs;
-  for (auto& line : read_request_file(args.input, defaults)) {
-    if (!line.spec) throw InputError(fmt::format("--input {}: {}", args.input, line.error));
-    if (args.output_len != 0) line.spec->max_tokens = args.output_len;
-    specs.push_back(std::move(*line.spec));
-  }
-  if (specs.empty())
-    throw InputError(fmt::format("--input {}: expected at least one request, found none", args.input));
+  std::vector<RequestSpec> specs = read_all_requests(args.input, defaults);
+  if (args.output_len != 0)
+    for (auto& spec : specs) spec.max_tokens = args.output_len;
   return specs;
 }
 

@@ -40,16 +40,11 @@ struct EvalArgs {
 std::vector<RequestSpec> read_eval_requests(const EvalArgs& args) {
   RequestDefaults defaults;
   defaults.max_tokens = args.max_tokens != 0 ? args.max_tokens : 256;
-  std::vector<RequestSpec> specs;
-  for (auto& line : read_request_file(args.input, defaults)) {
-    if (!line.spec) throw InputError(fmt::format("--input {}: {}", args.input, line.error));
-    RequestSpec spec = std::move(*line.spec);
+  std::vector<RequestSpec> specs = read_all_requests(args.input, defaults);
+  for (auto& spec : specs) {
     spec.sampling = SamplingParams{};  // greedy: temperature 0
     if (args.max_tokens != 0) spec.max_tokens = std::min(spec.max_tokens, args.max_tokens);
-    specs.push_back(std::move(spec));
   }
-  if (specs.empty())
-    throw InputError(fmt::format("--input {}: expected at least one request, found none", args.input));
   return specs;
 }
 

@@ -167,6 +167,16 @@ std::vector<ParsedLine> read_request_file(const std::string& path, const Request
   return read_request_lines(in, defaults);
 }
 
+std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults) {
+  std::vector<RequestSpec> specs;
+  for (auto& line : read_request_file(path, defaults)) {
+    if (!line.spec) throw InputError(fmt::format("--input {}: {}", path, line.error));
+    specs.push_back(std::move(*line.spec));
+  }
+  if (specs.empty()) throw InputError(fmt::format("--input {}: expected at least one request, found none", path));
+  return specs;
+}
+
 nlohmann::ordered_json output_record(const json& id, const RequestOutput& output) {
   if (output.finish_reason == FinishReason::kError) return error_record(id, output.error);
   if (output.finish_reason == FinishReason::kCancelled) return error_record(id, "cancelled");

@@ -46,6 +46,9 @@ RequestSpec parse_request_line(std::string_view line, size_t line_number, const 
 std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaults& defaults);
 // The same for a file, or stdin when path is "-". Throws InputError when the file cannot be opened.
 std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults);
+// For runs whose figures would mislead over a silently shortened set (bench, eval): every line
+// must parse and there must be at least one. Throws InputError naming the file and the line.
+std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults);
 
 // The output record of a served request: {"id", "text", "output_tokens", "num_prompt_tokens",
 // "finish_reason", "kv_kept_fraction", "ttft_ms"}; an engine error yields error_record().

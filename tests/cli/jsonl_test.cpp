@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "common/error.h"
@@ -128,6 +130,27 @@ TEST(JsonlParsing, ReadsEveryLineKeepingBadOnesAsErrorsInOrder) {
 
 TEST(JsonlParsing, MissingInputFileIsAnInputError) {
   EXPECT_THROW(read_request_file("/nonexistent/prunekv/input.jsonl", RequestDefaults{}), InputError);
+}
+
+TEST(JsonlParsing, ReadAllRequestsRejectsABadLineAndAnEmptyFile) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string good = (dir / "prunekv_read_all_good.jsonl").string();
+  const std::string bad = (dir / "prunekv_read_all_bad.jsonl").string();
+  const std::string empty = (dir / "prunekv_read_all_empty.jsonl").string();
+  std::ofstream(good) << "{\"id\": \"a\", \"prompt_tokens\": [1, 2]}\n\n{\"prompt_tokens\": [1]}\n";
+  std::ofstream(bad) << "{\"id\": \"a\", \"prompt_tokens\": [1, 2]}\n{not json\n";
+  std::ofstream(empty) << "\n";
+  const auto specs = read_all_requests(good, RequestDefaults{});
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[0].id, "a");
+  try {
+    read_all_requests(bad, RequestDefaults{});
+    ADD_FAILURE() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_all_requests(empty, RequestDefaults{}), InputError);
+  for (const auto& path : {good, bad, empty}) std::filesystem::remove(path);
 }
 
 TEST(JsonlRecords, OutputRecordHasTheIssueFieldsInOrder) {
