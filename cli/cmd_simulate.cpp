@@ -137,6 +137,7 @@ void write_json(const std::string& path, const std::vector<SimulationResult>& re
                      {"peak_kv_blocks_used", r.peak_kv_blocks_used},
                      {"mean_kv_blocks_used", r.mean_kv_blocks_used},
                      {"kv_blocks_total", r.kv_blocks_total},
+                     {"kv_block_bytes", r.kv_block_bytes},
                      {"max_concurrency", r.max_concurrency},
                      {"mean_concurrency", r.mean_concurrency},
                      {"num_preemptions", r.num_preemptions},
@@ -244,10 +245,7 @@ int run_simulate(const SimulateOptions& o) {
   }
   std::fputs(fmt::format("\nprunekv simulate: {} on {} ({} KV pool, {} blocks of {} tokens x {} bytes), {} requests\n\n",
                          config.model.name, config.device.name, format_bytes(config.kv_memory_bytes),
-                         results.front().kv_blocks_total, config.block_size,
-                         KvLayout{config.model.num_layers, config.model.num_kv_heads, config.model.head_dim(),
-                                  config.block_size, config.kv_dtype}
-                             .bytes_per_block(),
+                         results.front().kv_blocks_total, config.block_size, results.front().kv_block_bytes,
                          requests.size())
                  .c_str(),
              stdout);

@@ -77,6 +77,7 @@ SimulationResult run_simulation(const SimulationConfig& config, const std::vecto
   {
     Engine engine(runner, std::move(engine_config));
     result.kv_blocks_total = engine.pool().num_total_blocks();
+    result.kv_block_bytes = engine.pool().layout().bytes_per_block();
     for (size_t i = 0; i < requests.size(); ++i) {
       const SimulatedRequest& r = requests[i];
       RequestSpec spec;

@@ -49,6 +49,7 @@ struct SimulationResult {
   LatencySummary ttft;  // seconds
   LatencySummary tpot;  // seconds, per request mean time per output token
   size_t kv_blocks_total = 0;
+  size_t kv_block_bytes = 0;  // one block: block_size tokens of one layer, every KV head
   size_t peak_kv_blocks_used = 0;
   double mean_kv_blocks_used = 0;  // time-weighted over the run (step durations)
   size_t max_concurrency = 0;      // running sequences, peak

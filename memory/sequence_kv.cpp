@@ -89,8 +89,12 @@ bool SequenceKv::append(std::span<const Pos> positions) {
     const size_t new_count = l.positions.size() + positions.size();
     const size_t want_blocks = layout().blocks_for_slots(new_count);
     while (l.blocks.size() < want_blocks) l.blocks.push_back(fresh[next_fresh++]);
-    l.positions.insert(l.positions.end(), positions.begin(), positions.end());
-    l.stats.resize(new_count * per_slot, 0.0f);
+    // A decode token appends one position to every list: push_back, not a memmove call per list.
+    if (positions.size() == 1)
+      l.positions.push_back(positions.front());
+    else
+      l.positions.insert(l.positions.end(), positions.begin(), positions.end());
+    if (per_slot != 0) l.stats.resize(new_count * per_slot, 0.0f);
   }
   PKV_CHECK(next_fresh == fresh.size(), "append allocated {} blocks but linked {}", fresh.size(), next_fresh);
   num_blocks_ += fresh.size() - copied;

@@ -17,6 +17,7 @@ class SimulatedRunner : public ModelRunner {
   // The KV dtype must match EngineConfig::kv_dtype (it prices KV bytes).
   SimulatedRunner(const ModelConfig& config, const DeviceProfile& device, KvDtype kv_dtype);
 
+  // One list per layer with every KV head in it (see the .cpp): same bytes, fewer lists.
   KvLayout kv_layout(uint32_t block_size) const override;
   uint32_t num_query_heads() const override { return config_.num_heads; }
   uint32_t context_length() const override { return config_.context_length; }

@@ -52,7 +52,7 @@ TEST(SimulateCommand, WritesJsonTimelineAndPlotForEachPolicy) {
   EXPECT_EQ(results[1]["policy"], "dbudget");
   for (const char* field :
        {"elapsed_time", "num_requests", "total_num_tokens", "requests_per_second", "tokens_per_second",
-        "output_tokens_per_second", "peak_kv_blocks_used", "kv_blocks_total", "max_concurrency", "num_preemptions",
+        "output_tokens_per_second", "peak_kv_blocks_used", "kv_blocks_total", "kv_block_bytes", "max_concurrency", "num_preemptions",
         "blocks_freed_by_pruning", "mean_kv_kept_fraction", "p50_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "p50_tpot_ms",
         "p99_tpot_ms"})
     EXPECT_TRUE(results[0].contains(field) && results[1].contains(field)) << field;

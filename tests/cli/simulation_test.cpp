@@ -42,7 +42,10 @@ std::vector<Pos> positions(Pos first, size_t n) {
 TEST(SimulatedRunner, ExecuteAdvancesTheClockByTheStepCost) {
   SimulatedRunner runner(tiny_model(), slow_device(), KvDtype::kF16);
   const KvLayout layout = runner.kv_layout(16);
-  EXPECT_EQ(layout.num_lists(), 8u);
+  // One list per layer holding both KV heads: the same bytes per token as 8 per-head lists.
+  EXPECT_EQ(layout.num_lists(), 4u);
+  EXPECT_EQ(layout.bytes_per_token(), tiny_model().kv_layout(16, KvDtype::kF16).bytes_per_token());
+  EXPECT_EQ(layout.bytes_per_block(), 2 * tiny_model().kv_layout(16, KvDtype::kF16).bytes_per_block());
   EXPECT_EQ(layout.dtype, KvDtype::kF16);
   BlockPool pool(layout, 1000, BlockPool::Storage::kCountOnly);
   SequenceKv a(pool), b(pool);
@@ -169,17 +172,19 @@ std::vector<cli::SimulatedRequest> pressure_trace() {
 }
 
 TEST(Simulation, SmallTraceRunsToTheEndAndReturnsEveryBlock) {
-  // 8 lists x 42 blocks (650 tokens) = 336 blocks per request; 1,400 blocks of 16 x 8 x 2 x 2.
+  // 4 lists (one per layer, both KV heads) x 42 blocks (650 tokens) = 168 blocks per request;
+  // 700 blocks of 16 tokens x 16 x 2 x 2 bytes.
   const cli::SimulationConfig config = tiny_simulation(1400 * 512);
   const auto trace = pressure_trace();
   for (const char* policy : {"full", "dbudget", "streaming:0.5"}) {
     const cli::SimulationResult r = cli::run_simulation(config, trace, policy);
-    EXPECT_EQ(r.kv_blocks_total, 1400u) << policy;
+    EXPECT_EQ(r.kv_blocks_total, 700u) << policy;
+    EXPECT_EQ(r.kv_block_bytes, 1024u) << policy;
     EXPECT_EQ(r.num_finished, 40u) << policy;
     EXPECT_EQ(r.num_failed, 0u) << policy;
     EXPECT_EQ(r.num_output_tokens, 40u * 50) << policy;
     EXPECT_EQ(r.blocks_used_after, 0u) << policy;
-    EXPECT_LE(r.peak_kv_blocks_used, 1400u) << policy;
+    EXPECT_LE(r.peak_kv_blocks_used, 700u) << policy;
     EXPECT_GT(r.elapsed_time, 0.0) << policy;
     EXPECT_EQ(r.timeline.size(), r.num_steps) << policy;
     // All 40 are queued from the start, but only request 0 has arrived by the first step.
@@ -217,7 +222,7 @@ TEST(Simulation, RequestsThatCanNeverFitFailAloneWithAReason) {
   const cli::SimulationConfig config = tiny_simulation(1400 * 512);
   std::vector<cli::SimulatedRequest> trace = pressure_trace();
   trace.resize(3);
-  trace.push_back({0.0, 3000, 10});  // 3,010 tokens x 8 lists > 1,400 blocks
+  trace.push_back({0.0, 3000, 10});  // 3,010 tokens: 4 lists x 189 blocks > 700 blocks
   const auto r = cli::run_simulation(config, trace, "full");
   EXPECT_EQ(r.num_finished, 3u);
   EXPECT_EQ(r.num_failed, 1u);
