@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <fmt/os.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "model/cost_model.h"
+#include "model/cpu_calibration.h"
 #include "model/model_shape.h"
 #include "scheduler/simulated_policy.h"
 
@@ -28,6 +31,7 @@ namespace {
 struct SimulateOptions {
   std::string model_shape;
   std::string device = "H100";
+  int threads = 0;  // `cpu` calibration: the engine's worker threads (0: all hardware threads)
   std::string kv_memory;
   std::string kv_dtype = "fp16";
   uint32_t block_size = kDefaultBlockSize;
@@ -198,11 +202,28 @@ void write_plot(const std::string& path, const std::vector<SimulationResult>& re
   write_svg_plot(path, panels, {title, "simulated time (s)", 900, 220});
 }
 
+// `cpu` times this engine running the simulated model itself when it can be built here (a
+// synthetic shape or a model file); a named large shape is calibrated on synthetic:stories15M.
+DeviceProfile simulation_device(const SimulateOptions& o) {
+  std::string lowered = o.device;
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (lowered != "cpu") return device_profile(o.device);
+  std::error_code ec;
+  std::string spec = o.model_shape;
+  if (!spec.starts_with("synthetic:") && !std::filesystem::is_regular_file(spec, ec)) {
+    spec = "synthetic:stories15M";
+    log::get("sim")->warn("cpu: {} is too large to run here; calibrating on {} instead", o.model_shape, spec);
+  }
+  EngineOptions threads;
+  threads.threads = o.threads;
+  return calibrate_cpu_for_model(*load_model(spec), threads.num_threads()).profile;
+}
+
 int run_simulate(const SimulateOptions& o) {
   auto log = log::get("sim");
   SimulationConfig config;
   config.model = model_shape(o.model_shape);
-  config.device = device_profile(o.device);
+  config.device = simulation_device(o);
   config.kv_dtype = parse_kv_dtype(o.kv_dtype);
   config.kv_memory_bytes = parse_kv_memory(o.kv_memory);
   config.block_size = o.block_size;
@@ -272,7 +293,8 @@ Command simulate_command() {
     SimulateOptions& o = *options;
     sub->add_option("--model-shape", o.model_shape, "Llama-3-8B, Llama-3-70B, Mistral-7B, Qwen2.5-7B, or a GGUF / llama2.c file")
         ->required();
-    sub->add_option("--device", o.device, "A100-80GB, H100, H200, cpu (calibrated now), or a JSON profile")->capture_default_str();
+    sub->add_option("--device", o.device, "A100-80GB, H100, H200, cpu (this engine, timed now), or a JSON profile")->capture_default_str();
+    sub->add_option("--threads,-t", o.threads, "cpu: worker threads of the engine to calibrate (default: all hardware threads)");
     sub->add_option("--kv-memory", o.kv_memory, "KV pool size, e.g. 60GiB")->required();
     sub->add_option("--kv-dtype", o.kv_dtype, "KV element type: fp16 or fp32")->capture_default_str();
     sub->add_option("--block-size", o.block_size, "tokens per KV block")->capture_default_str();

@@ -44,9 +44,11 @@ StepCost CostModel::step_cost(std::span<const SequenceWork> seqs) const {
   cost.weight_bytes = weight_elem * (params_per_layer_ * config_.num_layers + (num_sampled > 0 ? classifier_params_ : 0));
   cost.kv_read_bytes = kv_slot_bytes_ * slots_held;
   cost.kv_write_bytes = kv_slot_bytes_ * num_lists_ * num_tokens;
-  cost.compute_seconds = cost.flops() / device_.peak_flops;
+  cost.compute_seconds = cost.linear_flops / device_.peak_flops + cost.attention_flops / device_.attention_rate();
   cost.memory_seconds = cost.bytes() / device_.memory_bandwidth;
-  cost.seconds = std::max(cost.compute_seconds, cost.memory_seconds) + device_.step_overhead_s;
+  cost.seconds = (device_.overlap ? std::max(cost.compute_seconds, cost.memory_seconds)
+                                  : cost.compute_seconds + cost.memory_seconds) +
+                 device_.step_overhead_s;
   return cost;
 }
 

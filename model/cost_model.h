@@ -1,6 +1,9 @@
 #pragma once
 // A roofline model of one engine step, for the simulator: the forward pass is replaced by
-//   seconds = max(flops / peak_flops, bytes / memory_bandwidth) + step_overhead_s.
+//   compute = linear_flops / peak_flops + attention_flops / attention_rate
+//   memory  = bytes / memory_bandwidth
+//   seconds = max(compute, memory) + step_overhead_s        (overlap: GPUs)
+//           = compute + memory + step_overhead_s            (no overlap: the CPU engine)
 //
 // Precisely, for a model with L layers, H query heads, H_kv KV heads, G = H / H_kv, head dim d,
 // residual width D, SwiGLU width F, vocabulary V, KV slot size s = 2 * d * kv_bytes (K and V of
@@ -38,9 +41,9 @@ struct StepCost {
   double weight_bytes = 0;
   double kv_read_bytes = 0;
   double kv_write_bytes = 0;
-  double compute_seconds = 0;  // flops / peak_flops
+  double compute_seconds = 0;  // linear at peak_flops + attention at the attention rate
   double memory_seconds = 0;   // bytes / bandwidth
-  double seconds = 0;          // max of the two + overhead
+  double seconds = 0;          // max (overlap) or sum of the two, + overhead
 
   double flops() const { return linear_flops + attention_flops; }
   double bytes() const { return weight_bytes + kv_read_bytes + kv_write_bytes; }

@@ -64,34 +64,6 @@ double measure_sgemm_flops(double seconds) {
   return 2.0 * n * in * out * double(calls) / watch.seconds();
 }
 
-double measure_read_bandwidth(double seconds) {
-  // 64 MiB: far beyond the last-level cache, so every pass streams from DRAM.
-  std::vector<float> buffer(size_t{16} << 20, 1.0f);
-  volatile float sink = 0.0f;
-  size_t passes = 0;
-  sink = sink + std::accumulate(buffer.begin(), buffer.end(), 0.0f);  // warm up (fault pages)
-  Stopwatch watch;
-  do {
-    // Four independent partial sums let the compiler vectorise and keep loads in flight.
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i + 3 < buffer.size(); i += 4) {
-      s0 += buffer[i];
-      s1 += buffer[i + 1];
-      s2 += buffer[i + 2];
-      s3 += buffer[i + 3];
-    }
-    sink = sink + s0 + s1 + s2 + s3;
-    ++passes;
-  } while (watch.seconds() < seconds);
-  return double(buffer.size() * sizeof(float)) * double(passes) / watch.seconds();
-}
-
-uint64_t physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
-}
-
 }  // namespace
 
 void DeviceProfile::validate() const {
@@ -103,6 +75,9 @@ void DeviceProfile::validate() const {
   if (memory_bytes == 0) bad("memory_bytes", 0);
   if (!(step_overhead_s >= 0) || !std::isfinite(step_overhead_s))
     throw ConfigError(fmt::format("device profile '{}': step_overhead_s = {}, expected >= 0", name, step_overhead_s));
+  if (!(attention_flops >= 0) || !std::isfinite(attention_flops))
+    throw ConfigError(fmt::format("device profile '{}': attention_flops = {}, expected >= 0 (0: peak_flops)", name,
+                                  attention_flops));
   if (weight_bytes_per_param == 0 || weight_bytes_per_param > 8)
     throw ConfigError(fmt::format("device profile '{}': weight_bytes_per_param = {}, expected 1..8", name,
                                   weight_bytes_per_param));
@@ -142,8 +117,42 @@ DeviceProfile parse_device_profile_json(std::string_view json_text, const std::s
   profile.step_overhead_s = number("step_overhead_s", false, 0.0);
   const double weight_bytes = number("weight_bytes_per_param", false, 2.0);
   profile.weight_bytes_per_param = weight_bytes > 0 ? static_cast<size_t>(weight_bytes) : 0;
+  profile.attention_flops = number("attention_flops", false, 0.0);
+  if (json.contains("overlap")) {
+    if (!json["overlap"].is_boolean())
+      throw FormatError(fmt::format("{}: field 'overlap' is {}, expected true or false", source, json["overlap"].type_name()));
+    profile.overlap = json["overlap"].get<bool>();
+  }
   profile.validate();
   return profile;
+}
+
+double measure_read_bandwidth(double seconds) {
+  // 64 MiB: far beyond the last-level cache, so every pass streams from DRAM.
+  std::vector<float> buffer(size_t{16} << 20, 1.0f);
+  volatile float sink = 0.0f;
+  size_t passes = 0;
+  sink = sink + std::accumulate(buffer.begin(), buffer.end(), 0.0f);  // warm up (fault pages)
+  Stopwatch watch;
+  do {
+    // Four independent partial sums let the compiler vectorise and keep loads in flight.
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 3 < buffer.size(); i += 4) {
+      s0 += buffer[i];
+      s1 += buffer[i + 1];
+      s2 += buffer[i + 2];
+      s3 += buffer[i + 3];
+    }
+    sink = sink + s0 + s1 + s2 + s3;
+    ++passes;
+  } while (watch.seconds() < seconds);
+  return double(buffer.size() * sizeof(float)) * double(passes) / watch.seconds();
+}
+
+uint64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
 }
 
 DeviceProfile calibrate_cpu_profile(double target_seconds) {
@@ -156,6 +165,7 @@ DeviceProfile calibrate_cpu_profile(double target_seconds) {
   // its GEMMs; the JSON form lets a measured value replace this guess.
   profile.step_overhead_s = 100e-6;
   profile.weight_bytes_per_param = 4;  // prunekv computes with fp32 weights
+  profile.overlap = false;             // the engine's GEMMs stream weights inside compute loops
   log::get("sim")->info("calibrated cpu: sgemm {:.1f} GFLOP/s, read bandwidth {:.1f} GB/s, memory {:.1f} GiB",
                         profile.peak_flops / 1e9, profile.memory_bandwidth / 1e9,
                         double(profile.memory_bytes) / double(kGiB));

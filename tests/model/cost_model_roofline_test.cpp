@@ -51,6 +51,19 @@ TEST(CostModel, MixedStepMatchesHandComputedTerms) {
   EXPECT_DOUBLE_EQ(cost.seconds, 10.24 + 0.5);
 }
 
+TEST(CostModel, WithoutOverlapComputeAndMemoryAddAndAttentionHasItsOwnRate) {
+  DeviceProfile device = unit_device(0.5);
+  device.overlap = false;
+  device.attention_flops = 100.0;  // a tenth of the GEMM rate
+  CostModel model(tiny_config(), device, KvDtype::kF32);
+  const std::vector<SequenceWork> seqs = {{3, 6, true}, {1, 10, true}};  // as in the mixed step
+  const StepCost cost = model.step_cost(seqs);
+  // 9536 linear FLOP at 1000/s, 704 attention FLOP at 100/s, 5696 bytes at 1000/s.
+  EXPECT_DOUBLE_EQ(cost.compute_seconds, 9.536 + 7.04);
+  EXPECT_DOUBLE_EQ(cost.memory_seconds, 5.696);
+  EXPECT_DOUBLE_EQ(cost.seconds, 9.536 + 7.04 + 5.696 + 0.5);
+}
+
 TEST(CostModel, MemoryBoundDecodeTakesTheBandwidthTime) {
   DeviceProfile device = unit_device(0);
   device.peak_flops = 1e9;  // compute is nearly free: the step is bound by bytes

@@ -55,6 +55,19 @@ TEST(DeviceProfile, ReadsAJsonFileByPath) {
   std::filesystem::remove(path);
 }
 
+TEST(DeviceProfile, AttentionRateAndOverlapAreOptional) {
+  const char* base = R"({"peak_flops": 1e12, "memory_bandwidth": 1e11, "memory_bytes": 1e9)";
+  const DeviceProfile gpu = parse_device_profile_json(std::string(base) + "}", "x");
+  EXPECT_TRUE(gpu.overlap);
+  EXPECT_DOUBLE_EQ(gpu.attention_rate(), 1e12);  // unset: the peak
+  const DeviceProfile cpu =
+      parse_device_profile_json(std::string(base) + R"(, "attention_flops": 5e9, "overlap": false})", "x");
+  EXPECT_FALSE(cpu.overlap);
+  EXPECT_DOUBLE_EQ(cpu.attention_rate(), 5e9);
+  EXPECT_THROW(parse_device_profile_json(std::string(base) + R"(, "overlap": 1})", "x"), FormatError);
+  EXPECT_THROW(parse_device_profile_json(std::string(base) + R"(, "attention_flops": -1})", "x"), ConfigError);
+}
+
 TEST(DeviceProfile, ZeroMemoryIsAConfigError) {
   EXPECT_THROW(parse_device_profile_json(R"({"peak_flops": 1e12, "memory_bandwidth": 1e11, "memory_bytes": 0})", "x"),
                ConfigError);

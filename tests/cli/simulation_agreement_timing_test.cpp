@@ -1,0 +1,88 @@
+// The simulator, calibrated on this machine, against the real engine on the same trace: the
+// issue's validation (throughput and peak concurrency within 20%). Wall-clock figures, so this
+// runs under the `timing` label, alone (RUN_SERIAL).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "cli/simulation.h"
+#include "common/stopwatch.h"
+#include "model/cpu_calibration.h"
+#include "model/model.h"
+#include "scheduler/engine.h"
+#include "scheduler/transformer_runner.h"
+
+namespace prunekv {
+namespace {
+
+constexpr uint32_t kRequests = 24, kPromptLen = 96, kOutputLen = 48;
+constexpr uint64_t kKvMemory = 12ull << 20;  // ~6 full-cache requests of stories15M at once
+constexpr size_t kBatchedTokens = 2048;
+
+struct Measured {
+  double requests_per_second = 0;
+  size_t peak_concurrency = 0;
+  double mean_kept_fraction = 0;
+};
+
+Measured run_real(TransformerRunner& runner, const std::string& policy) {
+  EngineConfig config;
+  config.kv_memory_bytes = kKvMemory;
+  config.max_num_batched_tokens = kBatchedTokens;
+  config.num_threads = 1;
+  config.default_policy = policy;
+  std::vector<RequestSpec> specs(kRequests);
+  for (uint32_t i = 0; i < kRequests; ++i) {
+    specs[i].id = std::to_string(i);
+    for (uint32_t t = 0; t < kPromptLen; ++t) specs[i].prompt_tokens.push_back(TokenId((i * 131 + t * 17) % 32000 + 3));
+    specs[i].max_tokens = kOutputLen;
+    specs[i].ignore_eos = true;
+  }
+  EngineStats stats;
+  Stopwatch clock;
+  const std::vector<RequestOutput> outputs = generate(runner, config, specs, &stats);
+  Measured m;
+  m.requests_per_second = kRequests / clock.seconds();
+  m.peak_concurrency = stats.peak_running;
+  for (const RequestOutput& out : outputs) {
+    EXPECT_TRUE(out.finished()) << out.error;
+    m.mean_kept_fraction += out.kv_kept_fraction / kRequests;
+  }
+  return m;
+}
+
+TEST(SimulationAgreement, PredictsTheRealEnginesThroughputAndConcurrencyWithin20Percent) {
+  const auto model = load_model("synthetic:stories15M");
+  TransformerRunner runner(*model, 1);
+  cli::SimulationConfig sim;
+  sim.model = model->config;
+  sim.device = calibrate_cpu_for_model(*model, 1).profile;
+  sim.kv_dtype = KvDtype::kF32;
+  sim.kv_memory_bytes = kKvMemory;
+  sim.max_num_batched_tokens = kBatchedTokens;
+  sim.record_timeline = false;
+  const std::vector<cli::SimulatedRequest> trace(kRequests, {0.0, kPromptLen, kOutputLen});
+
+  // A high threshold makes dbudget prune random-weight attention (near uniform) to ~0.6.
+  for (const std::string policy : {"full", "dbudget:T=0.5"}) {
+    const Measured real = run_real(runner, policy);
+    sim.kept_fraction = fmt::format("fixed:{:.4f}", real.mean_kept_fraction);
+    const cli::SimulationResult predicted = cli::run_simulation(sim, trace, policy);
+    ASSERT_EQ(predicted.num_finished, kRequests) << policy;
+    std::printf("%s: real %.3f req/s, max concurrency %zu, kept %.3f; simulated %.3f req/s, max concurrency %zu\n",
+                policy.c_str(), real.requests_per_second, real.peak_concurrency, real.mean_kept_fraction,
+                predicted.requests_per_second, predicted.max_concurrency);
+    EXPECT_NEAR(predicted.requests_per_second / real.requests_per_second, 1.0, 0.2)
+        << policy << ": simulated " << predicted.requests_per_second << " req/s, real " << real.requests_per_second;
+    EXPECT_NEAR(double(predicted.max_concurrency) / double(real.peak_concurrency), 1.0, 0.2)
+        << policy << ": simulated max concurrency " << predicted.max_concurrency << ", real " << real.peak_concurrency;
+    if (policy != "full") {
+      EXPECT_LT(real.mean_kept_fraction, 0.9) << "dbudget did not prune: the check would be idle";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace prunekv
