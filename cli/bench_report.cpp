@@ -39,6 +39,9 @@ BenchResult summarize_bench(std::string policy, double elapsed_time,
     kept_sum += out.kv_kept_fraction;
   }
   r.mean_kv_kept_fraction = num_finished ? kept_sum / double(num_finished) : 1.0;
+  r.forward_fraction = ratio(stats.forward_seconds, stats.step_seconds);
+  r.prune_fraction = ratio(stats.prune_seconds, stats.step_seconds);
+  r.bookkeeping_fraction = stats.bookkeeping_fraction();
   r.kv_blocks_total = kv_blocks_total;
   r.peak_kv_blocks_used = stats.peak_blocks_used;
   r.max_concurrency = stats.peak_running;
@@ -68,6 +71,8 @@ std::string bench_text(const BenchResult& r) {
                      r.mean_concurrency, r.max_concurrency);
   out += fmt::format("Preemptions: {}; blocks freed by pruning: {}; mean kept KV fraction: {:.3f}\n",
                      r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction);
+  out += fmt::format("Step time: forward {:.2f}%, pruning {:.2f}%, scheduling and bookkeeping {:.2f}%\n",
+                     100 * r.forward_fraction, 100 * r.prune_fraction, 100 * r.bookkeeping_fraction);
   if (r.num_failed != 0)
     out += fmt::format("Failed requests: {} (not counted in the token totals)\n", r.num_failed);
   if (r.verify)
@@ -113,7 +118,10 @@ nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results) {
                                 {"max_concurrency", r.max_concurrency},
                                 {"num_preemptions", r.num_preemptions},
                                 {"blocks_freed_by_pruning", r.blocks_freed_by_pruning},
-                                {"mean_kv_kept_fraction", r.mean_kv_kept_fraction}};
+                                {"mean_kv_kept_fraction", r.mean_kv_kept_fraction},
+                                {"forward_fraction", r.forward_fraction},
+                                {"prune_fraction", r.prune_fraction},
+                                {"bookkeeping_fraction", r.bookkeeping_fraction}};
     if (r.verify) {
       o["verify_num_requests"] = r.verify->num_requests;
       o["verify_exact_agreement"] = ratio(double(r.verify->num_exact), double(r.verify->num_requests));

@@ -34,6 +34,11 @@ struct BenchResult {
   size_t num_preemptions = 0;
   size_t blocks_freed_by_pruning = 0;
   double mean_kv_kept_fraction = 1.0;  // over finished requests
+  // Shares of the engine's step time: forward pass (with sampling), pruning, and the rest
+  // (scheduling and block bookkeeping).
+  double forward_fraction = 0.0;
+  double prune_fraction = 0.0;
+  double bookkeeping_fraction = 0.0;
   std::optional<VerifyResult> verify;
   std::vector<StepStats> timeline;  // one per step
 
@@ -55,7 +60,8 @@ std::string bench_ratio_table(const std::vector<BenchResult>& results);
 // The --output-json array: per policy exactly the fields policy, elapsed_time, num_requests,
 // total_num_tokens, requests_per_second, tokens_per_second, output_tokens_per_second,
 // peak_kv_blocks_used, kv_blocks_total, max_concurrency, num_preemptions,
-// blocks_freed_by_pruning, mean_kv_kept_fraction; plus verify_num_requests,
+// blocks_freed_by_pruning, mean_kv_kept_fraction, forward_fraction, prune_fraction,
+// bookkeeping_fraction; plus verify_num_requests,
 // verify_exact_agreement and verify_mean_prefix_fraction when --verify ran.
 nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results);
 // Three panels (KV blocks in use, running, waiting) over time since the first step, one line per policy.

@@ -335,8 +335,10 @@ bool Engine::Impl::step() {
 
   to_prune.clear();
   if (!plan.empty()) {
+    const double forward_start = runner.now();
     run_forward(plan);
     const double now = runner.now();
+    last.forward_duration = now - forward_start;
     const std::span<const TokenId> stop_tokens = runner.stop_tokens();
     size_t sampled = 0;
     for (const detail::ScheduledChunk& c : plan.chunks) {
@@ -358,7 +360,9 @@ bool Engine::Impl::step() {
     // Prune in the step that completed the prefill, before the next admission, so the freed
     // blocks are there for it. Requests that just finished are pruned too (their kept fraction
     // is reported); their blocks go back right after.
+    const double prune_start = runner.now();
     prune(to_prune);
+    last.prune_duration = runner.now() - prune_start;
   }
   const double end_time = runner.now();
   for (auto& [request, reason] : to_end) {

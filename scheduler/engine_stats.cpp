@@ -16,6 +16,9 @@ void EngineStats::add(const StepStats& s) {
   num_preemptions += s.num_preemptions;
   num_pruned += s.num_pruned;
   blocks_freed_by_pruning += s.blocks_freed_by_pruning;
+  step_seconds += s.duration;
+  forward_seconds += s.forward_duration;
+  prune_seconds += s.prune_duration;
   last_step_time = s.time;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Counters of one engine step (StepStats) and of the whole run (EngineStats). Written by the
 // engine thread only; read them there or after the engine is idle.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -28,6 +29,10 @@ struct StepStats {
   size_t blocks_used = 0;             // after the step (pruning and frees done)
   size_t blocks_free = 0;
   size_t peak_blocks_used = 0;        // within the step: after allocation, before pruning/frees
+  // Where the step's duration went (runner clock): the forward pass with sampling, and pruning.
+  // The rest is the engine's own work: intake, scheduling, block bookkeeping, outputs.
+  double forward_duration = 0.0;
+  double prune_duration = 0.0;
 };
 
 struct EngineStats {
@@ -44,10 +49,17 @@ struct EngineStats {
   size_t num_requests_finished = 0;   // stop or length
   size_t num_requests_cancelled = 0;
   size_t num_requests_failed = 0;
+  double step_seconds = 0.0;       // sums of StepStats::duration, forward_duration and
+  double forward_seconds = 0.0;    // prune_duration over the run
+  double prune_seconds = 0.0;
   double first_step_time = 0.0;    // runner clock at the start of the first step
   double last_step_time = 0.0;     // runner clock at the end of the last step
 
   double elapsed() const { return last_step_time - first_step_time; }
+  // Share of step time spent outside the forward pass and pruning: scheduling and bookkeeping.
+  double bookkeeping_fraction() const {
+    return step_seconds > 0 ? std::max(0.0, step_seconds - forward_seconds - prune_seconds) / step_seconds : 0.0;
+  }
   // Folds one step into the totals.
   void add(const StepStats& step);
 };

@@ -19,6 +19,9 @@ BenchResult two_second_run(std::string policy) {
   stats.peak_running = 3;
   stats.num_preemptions = 2;
   stats.blocks_freed_by_pruning = 7;
+  stats.step_seconds = 4.0;
+  stats.forward_seconds = 3.0;
+  stats.prune_seconds = 0.5;
   std::vector<StepStats> timeline(2);
   timeline[0].duration = 1.0;
   timeline[0].num_running = 1;
@@ -44,6 +47,9 @@ TEST(BenchReport, SummarisesARun) {
   EXPECT_EQ(r.max_concurrency, 3u);
   EXPECT_EQ(r.peak_kv_blocks_used, 30u);
   EXPECT_EQ(r.kv_blocks_total, 64u);
+  EXPECT_DOUBLE_EQ(r.forward_fraction, 0.75);
+  EXPECT_DOUBLE_EQ(r.prune_fraction, 0.125);
+  EXPECT_DOUBLE_EQ(r.bookkeeping_fraction, 0.125);
 }
 
 TEST(BenchReport, TextHasVllmThroughputLine) {
@@ -56,6 +62,9 @@ TEST(BenchReport, TextHasVllmThroughputLine) {
   EXPECT_NE(text.find("peak 30 / 64 used"), std::string::npos);
   EXPECT_NE(text.find("mean 2.5, max 3"), std::string::npos);
   EXPECT_NE(text.find("Preemptions: 2; blocks freed by pruning: 7"), std::string::npos);
+  EXPECT_NE(text.find("Step time: forward 75.00%, pruning 12.50%, scheduling and bookkeeping 12.50%"),
+            std::string::npos)
+      << text;
 }
 
 TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
@@ -76,7 +85,10 @@ TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
                                               "max_concurrency",
                                               "num_preemptions",
                                               "blocks_freed_by_pruning",
-                                              "mean_kv_kept_fraction"};
+                                              "mean_kv_kept_fraction",
+                                              "forward_fraction",
+                                              "prune_fraction",
+                                              "bookkeeping_fraction"};
   std::vector<std::string> keys;
   for (const auto& [key, value] : json[0].items()) keys.push_back(key);
   EXPECT_EQ(keys, issue_fields);

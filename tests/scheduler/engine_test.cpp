@@ -247,6 +247,16 @@ TEST(Engine, ReportsTimesOnTheRunnerClock) {
   EXPECT_DOUBLE_EQ(out[0].finish_time, 5.0);
 }
 
+TEST(Engine, SplitsStepTimeIntoForwardPruningAndBookkeeping) {
+  FakeRunner runner;  // the forward advances the clock by one second; nothing else does
+  EngineStats stats;
+  generate(runner, tiny_config(100, 64), {make_spec("t", 4, 5)}, &stats);
+  EXPECT_DOUBLE_EQ(stats.step_seconds, 5.0);
+  EXPECT_DOUBLE_EQ(stats.forward_seconds, 5.0);
+  EXPECT_DOUBLE_EQ(stats.prune_seconds, 0.0);
+  EXPECT_DOUBLE_EQ(stats.bookkeeping_fraction(), 0.0);
+}
+
 TEST(Engine, WaitsForFutureArrivalsOnTheRunnerClock) {
   FakeRunner runner;
   RequestSpec late = make_spec("late", 4, 2);
