@@ -16,11 +16,21 @@ enum class SlotStat : uint32_t {
 };
 inline constexpr uint32_t kNumSlotStats = 3;
 
+// A set of SlotStat: bit stat_bit(s) set = record s.
+using StatMask = uint32_t;
+constexpr StatMask stat_bit(SlotStat s) { return StatMask{1} << static_cast<uint32_t>(s); }
+inline constexpr StatMask kAllSlotStats = (StatMask{1} << kNumSlotStats) - 1;
+
 // What a sequence asks the forward step to record while its prompt is prefilled. Queries at
-// positions >= prompt_len (decode tokens) record nothing.
+// positions >= prompt_len (decode tokens) record nothing, and so does every query that feeds
+// none of the requested statistics (for kLastRow alone: every query but the last prompt one).
+// Statistics not in `stats` stay zero.
 struct StatsRequest {
   int32_t prompt_len = 0;  // positions [0, prompt_len) are the prompt
   int32_t window = 8;      // SnapKV observation window: queries at prompt_len - window .. prompt_len - 1
+  StatMask stats = kAllSlotStats;  // which SlotStat to record
+
+  bool wants(SlotStat s) const { return (stats & stat_bit(s)) != 0; }
 };
 
 }  // namespace prunekv

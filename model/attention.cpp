@@ -17,6 +17,9 @@ namespace prunekv {
 
 namespace {
 
+// Query rows per tile of the SIMD kernel (tokens per tile = kTileRows / G, at least one).
+constexpr size_t kTileRows = 16;
+
 // Dot product in 8 independent lanes so the compiler vectorises it without -ffast-math; the
 // summation order depends only on n, never on the thread.
 inline float dot(const float* a, const float* b, size_t n) {
@@ -75,22 +78,22 @@ inline __m256 exp_nonpositive(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-inline float exp_nonpositive(float x) {
-  float buf[8] = {x};
-  _mm256_storeu_ps(buf, exp_nonpositive(_mm256_loadu_ps(buf)));
-  return buf[0];
-}
-
-// s[0, n) = softmax(s): exact max, vector exp, 8-lane sum in a fixed order, scale by 1/sum.
-inline void softmax_simd(float* s, size_t n) {
+// s[0, n) = exp(s - max(s)), the softmax before normalisation: exact max, vector exp, 8-lane
+// sum in a fixed order. Returns 1 / sum: the probabilities are s[j] * (1 / sum).
+inline float softmax_unnormalized(float* s, size_t n) {
   const size_t n8 = n / 8 * 8;
+  // The last n - n8 scores as one masked vector (lanes past n load as zero, stay unwritten and
+  // add nothing), so a row's tail costs one vector exp, not one per score.
+  const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - n8)),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 tail_ps = _mm256_castsi256_ps(tail);
   __m256 mv = _mm256_set1_ps(s[0]);
   for (size_t j = 0; j < n8; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+  if (n8 < n) mv = _mm256_max_ps(mv, _mm256_blendv_ps(mv, _mm256_maskload_ps(s + n8, tail), tail_ps));
   float buf[8];
   _mm256_storeu_ps(buf, mv);
-  float max_score = s[0];
+  float max_score = buf[0];
   for (float b : buf) max_score = std::max(max_score, b);
-  for (size_t j = n8; j < n; ++j) max_score = std::max(max_score, s[j]);
   const __m256 m = _mm256_set1_ps(max_score);
   __m256 sv = _mm256_setzero_ps();
   for (size_t j = 0; j < n8; j += 8) {
@@ -98,34 +101,253 @@ inline void softmax_simd(float* s, size_t n) {
     _mm256_storeu_ps(s + j, e);
     sv = _mm256_add_ps(sv, e);
   }
+  if (n8 < n) {
+    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_maskload_ps(s + n8, tail), m));
+    _mm256_maskstore_ps(s + n8, tail, e);
+    sv = _mm256_add_ps(sv, _mm256_and_ps(e, tail_ps));
+  }
   _mm256_storeu_ps(buf, sv);
   float sum = 0.0f;
   for (float b : buf) sum += b;
-  for (size_t j = n8; j < n; ++j) {
-    s[j] = exp_nonpositive(s[j] - max_score);
-    sum += s[j];
-  }
-  const __m256 inv = _mm256_set1_ps(1.0f / sum);
-  for (size_t j = 0; j < n8; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
-  for (size_t j = n8; j < n; ++j) s[j] *= 1.0f / sum;
+  return 1.0f / sum;
 }
 
-// out[0, 8*NV) = sum_j p[j] * V_j[0, 8*NV) over the visible slots, block by block; the
-// accumulators stay in registers for the whole context.
-template <int NV>
-inline void weighted_sum(float* out, const float* p, const BlockPool& pool, std::span<const BlockId> blocks,
-                         size_t block_size, size_t hd, size_t offset, size_t visible) {
-  __m256 acc[NV];
-  for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_ps();
-  for (size_t b = 0, slot = 0; slot < visible; ++b) {
-    const float* vb = reinterpret_cast<const float*>(pool.block_data(blocks[b])) + block_size * hd + offset;
-    const size_t count = std::min(block_size, visible - slot);
-    for (size_t j = 0; j < count; ++j, ++slot) {
-      const __m256 pj = _mm256_broadcast_ss(p + slot);
-      for (int v = 0; v < NV; ++v) acc[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vb + j * hd + 8 * v), acc[v]);
+// ---- The tiled kernel. A tile = the G query rows of each of t consecutive tokens of one
+// sequence and KV head; row r is (token r / G, query head r % G), so rows are ordered by token
+// and a row's visible slot count never decreases with r. ----
+
+struct Tile {
+  const float* q;  // row 0's query; token stride `row`, query head stride hd
+  float* out;      // likewise
+  float* scores;   // row r's scores, then exp(score - max), at scores + r * stride
+  float* inv_sum;  // row r's 1 / sum of exp(score - max): its probabilities are p(r)[j] * inv_sum[r]
+  size_t stride;
+  size_t row;
+  size_t group;
+  size_t hd;
+  size_t first_visible;  // slots token 0 of the tile sees
+  size_t rows;
+
+  float* out_of(size_t r) const { return out + (r / group) * row + (r % group) * hd; }
+  size_t visible(size_t r) const { return first_visible + r / group; }
+  float* p(size_t r) const { return scores + r * stride; }
+  size_t tokens() const { return rows / group; }
+  // The first token of the tile that sees `slot`.
+  size_t first_token_seeing(size_t slot) const { return slot < first_visible ? 0 : slot - first_visible + 1; }
+};
+
+// One list's blocks: K[block_size][hd] at data[b], V[block_size][hd] after it.
+struct KvBlocks {
+  const float* const* data;
+  size_t block_size;
+  size_t hd;
+  const float* k(size_t b) const { return data[b]; }
+  const float* v(size_t b) const { return data[b] + block_size * hd; }
+};
+
+alignas(32) constexpr float kZeroRow[8] = {};
+
+// kt[d] = (k[0][d], ..., k[7][d]) for eight 8-float rows.
+inline void transpose8x8(const float* const* k, __m256* kt) {
+  const auto pair = [](const float* lo, const float* hi) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+  };
+  for (int h = 0; h < 2; ++h) {  // dimensions 4h .. 4h + 3
+    const __m256 r0 = pair(k[0] + 4 * h, k[4] + 4 * h), r1 = pair(k[1] + 4 * h, k[5] + 4 * h);
+    const __m256 r2 = pair(k[2] + 4 * h, k[6] + 4 * h), r3 = pair(k[3] + 4 * h, k[7] + 4 * h);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    kt[4 * h + 0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    kt[4 * h + 1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    kt[4 * h + 2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    kt[4 * h + 3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  }
+}
+
+// head_dim 8: per block, eight slots at a time are transposed once for the whole tile, and
+// each row's eight scores are (q[0] k[0] + ... + q[3] k[3]) + (q[4] k[4] + ... + q[7] k[7]),
+// each half a multiply and three FMAs in dimension order: no horizontal adds, and two short
+// chains for decode, where only G rows share the transposition. Lanes past a row's visible
+// slots (and past the block) hold garbage that nothing reads; the row stride leaves room.
+void tile_scores_hd8(const Tile& t, const KvBlocks& kv, float scale) {
+  const size_t last = t.visible(t.rows - 1);
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (size_t b = 0, slot = 0; slot < last; ++b) {
+    const float* k = kv.k(b);
+    const size_t count = std::min(kv.block_size, last - slot);
+    for (size_t j = 0; j < count; j += 8) {
+      const size_t m = std::min<size_t>(8, count - j);
+      const float* rows[8];
+      for (size_t l = 0; l < 8; ++l) rows[l] = l < m ? k + (j + l) * 8 : kZeroRow;
+      __m256 kt[8];
+      transpose8x8(rows, kt);
+      const size_t s0 = slot + j;
+      for (size_t ti = t.first_token_seeing(s0); ti < t.tokens(); ++ti) {
+        for (size_t g = 0; g < t.group; ++g) {
+          const float* q = t.q + ti * t.row + g * 8;
+          __m256 lo = _mm256_mul_ps(_mm256_broadcast_ss(q), kt[0]);
+          __m256 hi = _mm256_mul_ps(_mm256_broadcast_ss(q + 4), kt[4]);
+          for (int d = 1; d < 4; ++d) {
+            lo = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), kt[d], lo);
+            hi = _mm256_fmadd_ps(_mm256_broadcast_ss(q + 4 + d), kt[4 + d], hi);
+          }
+          _mm256_storeu_ps(t.p(ti * t.group + g) + s0, _mm256_mul_ps(_mm256_add_ps(lo, hi), sc));
+        }
+      }
+    }
+    slot += count;
+  }
+}
+
+// head_dim 16, 24, ...: per block, every row's scores four slots at a time (dot4), the block's
+// keys shared by the tile's rows while they are in L1.
+void tile_scores_dot4(const Tile& t, const KvBlocks& kv, float scale) {
+  const size_t hd = t.hd;
+  const size_t last = t.visible(t.rows - 1);
+  const __m128 sc = _mm_set1_ps(scale);
+  for (size_t b = 0, slot = 0; slot < last; ++b) {
+    const float* k = kv.k(b);
+    const size_t count = std::min(kv.block_size, last - slot);
+    for (size_t ti = t.first_token_seeing(slot); ti < t.tokens(); ++ti) {
+      const size_t n = std::min(count, t.first_visible + ti - slot);
+      for (size_t g = 0; g < t.group; ++g) {
+        const float* q = t.q + ti * t.row + g * hd;
+        float* s = t.p(ti * t.group + g) + slot;
+        size_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+          const float* kj = k + j * hd;
+          _mm_storeu_ps(s + j, _mm_mul_ps(dot4(q, kj, kj + hd, kj + 2 * hd, kj + 3 * hd, hd), sc));
+        }
+        for (; j < n; ++j) {
+          const float* kj = k + j * hd;
+          s[j] = _mm_cvtss_f32(dot4(q, kj, kj, kj, kj, hd)) * scale;
+        }
+      }
+    }
+    slot += count;
+  }
+}
+
+// acc[r] += p_r[slot] * V_slot[offset, offset + 8 NV) for the rows r < R with slot < vis[r].
+template <int NV, int R, bool kMasked>
+inline void fma_slot(__m256 (&acc)[R][NV], const float* const (&p)[R], const size_t (&vis)[R], size_t slot,
+                     const float* v) {
+  __m256 vv[NV];
+#pragma GCC unroll 4
+  for (int i = 0; i < NV; ++i) vv[i] = _mm256_loadu_ps(v + 8 * i);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (kMasked && slot >= vis[r]) continue;
+    const __m256 pr = _mm256_broadcast_ss(p[r] + slot);
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; ++i) acc[r][i] = _mm256_fmadd_ps(pr, vv[i], acc[r][i]);
+  }
+}
+
+// fma_slot into accumulator set a = slot % A (a switch, so that every index stays a constant
+// and the accumulators stay in registers).
+template <int NV, int A, int R, bool kMasked>
+inline void fma_slot_at(__m256 (&acc)[A][R][NV], const float* const (&p)[R], const size_t (&vis)[R],
+                        size_t slot, const float* v) {
+  switch (slot % A) {
+    case 0:
+      fma_slot<NV, R, kMasked>(acc[0], p, vis, slot, v);
+      break;
+    case 1:
+      if constexpr (A > 1) fma_slot<NV, R, kMasked>(acc[A > 1 ? 1 : 0], p, vis, slot, v);
+      break;
+    case 2:
+      if constexpr (A > 2) fma_slot<NV, R, kMasked>(acc[A > 2 ? 2 : 0], p, vis, slot, v);
+      break;
+    default:
+      if constexpr (A > 3) fma_slot<NV, R, kMasked>(acc[A > 3 ? 3 : 0], p, vis, slot, v);
+      break;
+  }
+}
+
+// out_r[offset, offset + 8 NV) = (sum over row r's visible slots of e_r[slot] V_slot) / sum_r
+// for the R rows r0 .. r0 + R - 1, accumulated in registers and normalised once at the end.
+// A row keeps A accumulators, accumulator a summing the slots with slot % A == a in order,
+// added pairwise at the end (a decode row would otherwise wait on one FMA chain); a row's sums
+// depend only on its own probabilities and slots, never on R or the tile.
+template <int NV, int A, int R>
+void tile_weighted_sum_rows(const Tile& t, size_t r0, const KvBlocks& kv, size_t offset) {
+  static_assert(A == 1 || A == 2 || A == 4);
+  __m256 acc[A][R][NV];
+#pragma GCC unroll 4
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int i = 0; i < NV; ++i) acc[a][r][i] = _mm256_setzero_ps();
+  const float* p[R];
+  size_t vis[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    p[r] = t.p(r0 + r);
+    vis[r] = t.visible(r0 + r);
+  }
+  const size_t common = vis[0], last = vis[R - 1];
+  const size_t hd = kv.hd, bs = kv.block_size;
+  for (size_t b = 0, slot = 0; slot < last; ++b) {
+    const float* vb = kv.v(b) + offset;
+    const size_t base = b * bs;  // slot s of this block at vb + (s - base) * hd
+    const size_t stop = std::min(last, base + bs);
+    const size_t stop_common = std::min(common, stop);
+    for (; slot < stop_common && slot % A != 0; ++slot) {
+      fma_slot_at<NV, A, R, false>(acc, p, vis, slot, vb + (slot - base) * hd);
+    }
+    for (; slot + A <= stop_common; slot += A) {
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a)
+        fma_slot<NV, R, false>(acc[a], p, vis, slot + a, vb + (slot + a - base) * hd);
+    }
+    for (; slot < stop_common; ++slot)
+      fma_slot_at<NV, A, R, false>(acc, p, vis, slot, vb + (slot - base) * hd);
+    // The tile's triangle: its rows see different counts.
+    for (; slot < stop; ++slot) fma_slot_at<NV, A, R, true>(acc, p, vis, slot, vb + (slot - base) * hd);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float* o = t.out_of(r0 + r) + offset;
+    const __m256 inv = _mm256_set1_ps(t.inv_sum[r0 + r]);
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; ++i) {
+      __m256 sum = acc[0][r][i];
+      if constexpr (A == 2) sum = _mm256_add_ps(acc[0][r][i], acc[A - 1][r][i]);
+      if constexpr (A == 4) {
+        sum = _mm256_add_ps(_mm256_add_ps(acc[0][r][i], acc[A > 1 ? 1 : 0][r][i]),
+                            _mm256_add_ps(acc[A > 2 ? 2 : 0][r][i], acc[A > 3 ? 3 : 0][r][i]));
+      }
+      _mm256_storeu_ps(o + 8 * i, _mm256_mul_ps(sum, inv));
     }
   }
-  for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + 8 * v, acc[v]);
+}
+
+template <int NV, int A, int R>
+void tile_weighted_sum_dispatch(const Tile& t, size_t r0, size_t rows, const KvBlocks& kv, size_t offset) {
+  if constexpr (R > 1) {
+    if (rows < size_t{R}) return tile_weighted_sum_dispatch<NV, A, R - 1>(t, r0, rows, kv, offset);
+  }
+  tile_weighted_sum_rows<NV, A, R>(t, r0, kv, offset);
+}
+
+// Vector registers the accumulators of tile_weighted_sum_rows may fill (AVX-512VL has 32).
+#if defined(__AVX512VL__)
+constexpr int kAccumulatorRegisters = 24;
+#else
+constexpr int kAccumulatorRegisters = 12;
+#endif
+
+// Rows in groups of up to kAccumulatorRegisters / (NV A), A = 4 / NV accumulators per row: at
+// least four FMA chains per row whatever head_dim.
+template <int NV>
+void tile_weighted_sum(const Tile& t, const KvBlocks& kv, size_t offset) {
+  constexpr int A = NV == 1 ? 4 : NV == 2 ? 2 : 1;
+  constexpr int kMaxRows = std::clamp(kAccumulatorRegisters / (NV * A), 1, 6);
+  for (size_t r0 = 0; r0 < t.rows; r0 += kMaxRows) {
+    tile_weighted_sum_dispatch<NV, A, kMaxRows>(t, r0, std::min<size_t>(kMaxRows, t.rows - r0), kv, offset);
+  }
 }
 #else
 constexpr bool kHaveAvx2 = false;
@@ -140,13 +362,15 @@ PagedAttention::PagedAttention(uint32_t num_heads, uint32_t num_kv_heads, uint32
       head_dim_(head_dim),
       group_(num_heads / num_kv_heads),
       scale_(1.0f / std::sqrt(static_cast<float>(head_dim))),
-      scratch_(std::max<size_t>(num_workers, 1)) {
+      tile_tokens_(std::max<size_t>(1, kTileRows / std::max<uint32_t>(group_, 1))),
+      scratch_(std::max<size_t>(num_workers, 1)),
+      block_data_(scratch_.size()) {
   PKV_CHECK(num_kv_heads > 0 && num_heads % num_kv_heads == 0, "{} query heads over {} KV heads",
             num_heads, num_kv_heads);
 }
 
 void PagedAttention::reserve(const StepBatch& batch) {
-  size_t longest = 0;
+  size_t longest = 0, most_blocks = 0;
   for (const StepSequence& seq : batch.seqs) {
     const KvLayout& layout = seq.kv->layout();
     PKV_CHECK(layout.dtype == KvDtype::kF32 && layout.head_dim == head_dim_ &&
@@ -162,12 +386,17 @@ void PagedAttention::reserve(const StepBatch& batch) {
         PKV_CHECK(slots >= seq.num_tokens, "list ({}, {}) holds {} slots, fewer than the step's {} tokens",
                   layer, h, slots, seq.num_tokens);
         longest = std::max(longest, slots);
+        most_blocks = std::max(most_blocks, seq.kv->blocks(layer, h).size());
       }
     }
   }
+  if (most_blocks > block_data_[0].size()) {
+    for (auto& b : block_data_) b.resize(most_blocks);
+  }
   if (longest <= scratch_slots_) return;
   scratch_slots_ = longest;
-  for (auto& s : scratch_) s.resize(scratch_slots_ * group_);
+  row_stride_ = (scratch_slots_ + 15) / 8 * 8;
+  for (auto& s : scratch_) s.resize(tile_tokens_ * group_ * (row_stride_ + 1));  // + the rows' 1 / sums
 }
 
 void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, float* scores) noexcept {
@@ -196,13 +425,13 @@ void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, 
       const size_t count = std::min(block_size, visible - slot);
       for (size_t j = 0; j < count; ++j, ++slot) {
         for (size_t g = 0; g < group_; ++g) {
-          scores[g * scratch_slots_ + slot] = dot(q + g * hd, k + j * hd, hd) * scale_;
+          scores[g * row_stride_ + slot] = dot(q + g * hd, k + j * hd, hd) * scale_;
         }
       }
     }
     // Softmax per query head (two-pass: exact max, fp32).
     for (size_t g = 0; g < group_; ++g) {
-      float* s = scores + g * scratch_slots_;
+      float* s = scores + g * row_stride_;
       const float max_score = *std::max_element(s, s + visible);
       float sum = 0.0f;
       for (size_t j = 0; j < visible; ++j) {
@@ -219,42 +448,57 @@ void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, 
       const size_t count = std::min(block_size, visible - slot);
       for (size_t j = 0; j < count; ++j, ++slot) {
         for (size_t g = 0; g < group_; ++g) {
-          axpy(out + g * hd, scores[g * scratch_slots_ + slot], v + j * hd, hd);
+          axpy(out + g * hd, scores[g * row_stride_ + slot], v + j * hd, hd);
         }
       }
     }
 
-    record_stats(args, seq, kv_head, token, visible, scores);
+    record_stats(args, seq, kv_head, token, visible, scores, row_stride_, nullptr);
   }
 }
 
 void PagedAttention::record_stats(const AttentionArgs& args, const StepSequence& seq, uint32_t kv_head,
-                                  size_t token, size_t visible, const float* scores) noexcept {
-  // Statistics for prompt queries only; decode tokens and sequences that did not ask skip
-  // this entirely.
+                                  size_t token, size_t visible, const float* probs, size_t stride,
+                                  const float* inv_sum) noexcept {
+  // Statistics for prompt queries only, and only the ones the sequence asked for: decode
+  // tokens, sequences that did not ask and rows that feed no requested statistic skip this.
   if (!seq.stats) return;
-  SequenceKv& kv = *seq.kv;
   const Pos pos = args.batch->positions[token];
   const StatsRequest& req = *seq.stats;
   if (pos >= req.prompt_len) return;
-  const bool in_window = pos >= req.prompt_len - req.window;
-  const bool last_row = pos == req.prompt_len - 1;
-  constexpr auto kAcc = static_cast<size_t>(SlotStat::kAccumulated);
-  constexpr auto kWin = static_cast<size_t>(SlotStat::kWindowSum);
-  constexpr auto kLast = static_cast<size_t>(SlotStat::kLastRow);
-  for (size_t j = 0; j < visible; ++j) {
-    float* st = kv.slot_stats(args.layer, kv_head, j);
-    for (size_t g = 0; g < group_; ++g) {
-      const float p = scores[g * scratch_slots_ + j];
-      st[kAcc * group_ + g] += p;
-      if (in_window) st[kWin * group_ + g] += p;
-      if (last_row) st[kLast * group_ + g] = p;
+  const bool accumulated = req.wants(SlotStat::kAccumulated);
+  const bool window = req.wants(SlotStat::kWindowSum) && pos >= req.prompt_len - req.window;
+  const bool last_row = req.wants(SlotStat::kLastRow) && pos == req.prompt_len - 1;
+  if (!accumulated && !window && !last_row) return;
+  // The list's statistics are one array, slot after slot: walk it directly.
+  SequenceKv& kv = *seq.kv;
+  float* stats = kv.slot_stats(args.layer, kv_head, 0);
+  const size_t per_slot = kv.stats_per_slot();
+  const auto stat = [&](SlotStat st, size_t g) {
+    return stats + size_t{static_cast<uint32_t>(st)} * group_ + g;
+  };
+  for (size_t g = 0; g < group_; ++g) {
+    const float* p = probs + g * stride;
+    const float inv = inv_sum ? inv_sum[g] : 1.0f;  // x * 1.0f == x
+    if (accumulated) {
+      float* st = stat(SlotStat::kAccumulated, g);
+      for (size_t j = 0; j < visible; ++j) st[j * per_slot] += p[j] * inv;
+    }
+    if (window) {
+      float* st = stat(SlotStat::kWindowSum, g);
+      for (size_t j = 0; j < visible; ++j) st[j * per_slot] += p[j] * inv;
+    }
+    if (last_row) {
+      float* st = stat(SlotStat::kLastRow, g);
+      for (size_t j = 0; j < visible; ++j) st[j * per_slot] = p[j] * inv;
     }
   }
 }
 
-void PagedAttention::run_item(const AttentionArgs& args, size_t item, float* scores) noexcept {
+void PagedAttention::run_item(const AttentionArgs& args, size_t item, float* scores,
+                              const float** block_data) noexcept {
   if constexpr (!kHaveAvx2) {
+    (void)block_data;
     run_item_reference(args, item, scores);
   } else {
 #if defined(__AVX2__) && defined(__FMA__)
@@ -262,56 +506,61 @@ void PagedAttention::run_item(const AttentionArgs& args, size_t item, float* sco
   const StepSequence& seq = args.batch->seqs[item / num_kv_heads_];
   const auto kv_head = static_cast<uint32_t>(item % num_kv_heads_);
   SequenceKv& kv = *seq.kv;
-  const BlockPool& pool = kv.pool();
-  const size_t block_size = kv.layout().block_size;
+  const std::span<const BlockId> ids = kv.blocks(args.layer, kv_head);
+  for (size_t b = 0; b < ids.size(); ++b)
+    block_data[b] = reinterpret_cast<const float*>(kv.pool().block_data(ids[b]));
+  const KvBlocks blocks{block_data, kv.layout().block_size, head_dim_};
   const size_t hd = head_dim_;
   const size_t row = size_t{num_heads_} * hd;
-  const std::span<const BlockId> blocks = kv.blocks(args.layer, kv_head);
   const size_t num_slots = kv.num_slots(args.layer, kv_head);
   const size_t n = seq.num_tokens;
 
-  for (size_t i = 0; i < n; ++i) {
-    const size_t token = seq.first_token + i;
-    const size_t visible = num_slots - n + i + 1;
-    const float* q = args.q + token * row + size_t{kv_head} * group_ * hd;
-    float* out = args.out + token * row + size_t{kv_head} * group_ * hd;
-
-    // Pass 1: scaled scores, four slots at a time within each block (K block pointers direct).
-    for (size_t b = 0, slot = 0; slot < visible; ++b) {
-      const auto* k = reinterpret_cast<const float*>(pool.block_data(blocks[b]));
-      const size_t count = std::min(block_size, visible - slot);
-      for (size_t g = 0; g < group_; ++g) {
-        const float* qg = q + g * hd;
-        float* s = scores + g * scratch_slots_ + slot;
-        size_t j = 0;
-        for (; j + 4 <= count; j += 4) {
-          const float* kj = k + j * hd;
-          _mm_storeu_ps(s + j, _mm_mul_ps(dot4(qg, kj, kj + hd, kj + 2 * hd, kj + 3 * hd, hd), _mm_set1_ps(scale_)));
-        }
-        for (; j < count; ++j) {
-          const float* kj = k + j * hd;
-          s[j] = _mm_cvtss_f32(dot4(qg, kj, kj, kj, kj, hd)) * scale_;
-        }
+  for (size_t i0 = 0; i0 < n; i0 += tile_tokens_) {
+    const size_t tokens = std::min(tile_tokens_, n - i0);
+    const size_t token0 = seq.first_token + i0;
+    const size_t head0 = size_t{kv_head} * group_ * hd;
+    // Token i0 + i sees everything before the chunk and the chunk up to itself.
+    const size_t rows = tokens * group_;
+    float* inv_sum = scores + tile_tokens_ * group_ * row_stride_;
+    const Tile tile{args.q + token0 * row + head0,
+                    args.out + token0 * row + head0,
+                    scores,
+                    inv_sum,
+                    row_stride_,
+                    row,
+                    group_,
+                    hd,
+                    num_slots - n + i0 + 1,
+                    rows};
+    // Pass 1: scaled scores over the K blocks, once for the whole tile.
+    if (hd == 8)
+      tile_scores_hd8(tile, blocks, scale_);
+    else
+      tile_scores_dot4(tile, blocks, scale_);
+    for (size_t r = 0; r < rows; ++r) inv_sum[r] = softmax_unnormalized(tile.p(r), tile.visible(r));
+    // Pass 2: out = sum_j p_j V_j over the V blocks, 32 floats of each row at a time at most.
+    for (size_t d = 0; d < hd;) {
+      const size_t nv = std::min<size_t>(4, (hd - d) / 8);
+      switch (nv) {
+        case 4:
+          tile_weighted_sum<4>(tile, blocks, d);
+          break;
+        case 3:
+          tile_weighted_sum<3>(tile, blocks, d);
+          break;
+        case 2:
+          tile_weighted_sum<2>(tile, blocks, d);
+          break;
+        default:
+          tile_weighted_sum<1>(tile, blocks, d);
+          break;
       }
-      slot += count;
+      d += 8 * nv;
     }
-    for (size_t g = 0; g < group_; ++g) softmax_simd(scores + g * scratch_slots_, visible);
-    // Pass 2: out = sum_j p_j V_j in chunks of up to 32 floats held in registers.
-    for (size_t g = 0; g < group_; ++g) {
-      const float* p = scores + g * scratch_slots_;
-      for (size_t d = 0; d < hd;) {
-        const size_t nv = std::min<size_t>(4, (hd - d) / 8);
-        float* o = out + g * hd + d;
-        switch (nv) {
-          case 4: weighted_sum<4>(o, p, pool, blocks, block_size, hd, d, visible); break;
-          case 3: weighted_sum<3>(o, p, pool, blocks, block_size, hd, d, visible); break;
-          case 2: weighted_sum<2>(o, p, pool, blocks, block_size, hd, d, visible); break;
-          default: weighted_sum<1>(o, p, pool, blocks, block_size, hd, d, visible); break;
-        }
-        d += 8 * nv;
-      }
+    for (size_t i = 0; i < tokens; ++i) {
+      record_stats(args, seq, kv_head, token0 + i, tile.visible(i * group_), tile.p(i * group_), row_stride_,
+                   inv_sum + i * group_);
     }
-    record_stats(args, seq, kv_head, token, visible, scores);
   }
 #endif
   }
@@ -321,7 +570,8 @@ void PagedAttention::run_range(const AttentionArgs& args, size_t begin, size_t e
                                size_t worker) noexcept {
   PKV_DCHECK(worker < scratch_.size());
   float* scores = scratch_[worker].data();
-  for (size_t item = begin; item < end; ++item) run_item(args, item, scores);
+  const float** block_data = block_data_[worker].data();
+  for (size_t item = begin; item < end; ++item) run_item(args, item, scores, block_data);
 }
 
 void PagedAttention::run_reference(const AttentionArgs& args) {

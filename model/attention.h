@@ -46,20 +46,32 @@ class PagedAttention {
   void run_parallel(const AttentionArgs& args, tbb::task_arena& arena);
 
  private:
-  // AVX2/FMA when head_dim % 8 == 0: per block, 4 slots' scores per step, vector exp, and
-  // the output accumulated in registers over the whole context; otherwise the reference.
-  void run_item(const AttentionArgs& args, size_t item, float* scores) noexcept;
+  // AVX2/FMA when head_dim % 8 == 0: the sequence's tokens in tiles of tile_tokens_ (G query
+  // rows each), each tile one pass over the K blocks for its scores, a vector exp per row, and
+  // one pass over the V blocks with the rows' outputs accumulated in registers and normalised
+  // by 1 / sum at the end.
+  // Every row is computed by the same operations in the same order whatever its tile (decode
+  // included), so a token's output does not depend on the tokens sharing its step.
+  // Otherwise the reference.
+  // block_data: room for the data pointers of the longest list (reserve() sizes it).
+  void run_item(const AttentionArgs& args, size_t item, float* scores, const float** block_data) noexcept;
   void run_item_reference(const AttentionArgs& args, size_t item, float* scores) noexcept;
+  // The G softmax rows of `token`: query head g's probabilities are probs[g * stride + j] *
+  // inv_sum[g] (inv_sum null: probs are normalised).
   void record_stats(const AttentionArgs& args, const StepSequence& seq, uint32_t kv_head, size_t token,
-                    size_t visible, const float* scores) noexcept;
+                    size_t visible, const float* probs, size_t stride, const float* inv_sum) noexcept;
 
   uint32_t num_heads_;
   uint32_t num_kv_heads_;
   uint32_t head_dim_;
   uint32_t group_;  // query heads per KV head
   float scale_;
+  size_t tile_tokens_;  // tokens per tile of the SIMD kernel
   size_t scratch_slots_ = 0;
-  std::vector<std::vector<float>> scratch_;  // per worker: scores [group][scratch_slots_]
+  size_t row_stride_ = 0;  // floats per score row: >= scratch_slots_ + 8, a multiple of 8
+  // per worker: scores [tile_tokens_ * G][row_stride_], then the rows' 1 / sums [tile_tokens_ * G]
+  std::vector<std::vector<float>> scratch_;
+  std::vector<std::vector<const float*>> block_data_;  // per worker: one list's block pointers
 };
 
 }  // namespace prunekv

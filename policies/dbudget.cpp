@@ -62,7 +62,8 @@ class DBudgetPolicy final : public PruningPolicy {
     if (params_.exact) spec += ":exact";
     return spec;
   }
-  bool needs_stats() const override { return true; }
+  // The last prompt query's attention row only.
+  StatMask needed_stats() const override { return stat_bit(SlotStat::kLastRow); }
 
   PrunePlan select(const PruneView& view) const override {
     const SequenceKv& kv = view.kv;

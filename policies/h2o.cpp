@@ -13,7 +13,7 @@ class H2oPolicy final : public PruningPolicy {
  public:
   explicit H2oPolicy(double keep_ratio) : keep_ratio_(keep_ratio) {}
   std::string name() const override { return fmt::format("h2o:{:g}", keep_ratio_); }
-  bool needs_stats() const override { return true; }
+  StatMask needed_stats() const override { return stat_bit(SlotStat::kAccumulated); }
 
   PrunePlan select(const PruneView& view) const override {
     PrunePlan plan;

@@ -11,6 +11,7 @@
 
 #include "common/ids.h"
 #include "memory/sequence_kv.h"
+#include "memory/slot_stats.h"
 
 namespace prunekv {
 
@@ -47,9 +48,16 @@ class PruningPolicy {
   virtual std::string name() const = 0;
   // false only for `full`: nothing is recorded and nothing is pruned.
   virtual bool prunes() const { return true; }
-  // The statistics the forward step must record during prefill (none by default).
-  virtual bool needs_stats() const { return false; }
+  // The statistics the forward step must record during prefill, a mask of stat_bit(SlotStat)
+  // (none by default): the forward step skips every query row that feeds none of them.
+  virtual StatMask needed_stats() const { return 0; }
+  bool needs_stats() const { return needed_stats() != 0; }
+  // The observation window of SlotStat::kWindowSum (read only when needed_stats() has it).
   virtual int32_t stats_window() const { return 8; }
+  // What the forward step records while an n-token prompt is prefilled.
+  StatsRequest stats_request(int32_t prompt_len) const {
+    return {prompt_len, stats_window(), needed_stats()};
+  }
   // true when select() reads key vectors (knorm): the pool must hold real K/V data, so a
   // count-only pool (the simulator) cannot run it.
   virtual bool needs_key_data() const { return false; }

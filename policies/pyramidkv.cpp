@@ -54,7 +54,7 @@ class PyramidKvPolicy final : public PruningPolicy {
  public:
   explicit PyramidKvPolicy(double keep_ratio) : keep_ratio_(keep_ratio) {}
   std::string name() const override { return fmt::format("pyramidkv:{:g}", keep_ratio_); }
-  bool needs_stats() const override { return true; }
+  StatMask needed_stats() const override { return stat_bit(SlotStat::kWindowSum); }
   int32_t stats_window() const override { return kObservationWindow; }
 
   PrunePlan select(const PruneView& view) const override {

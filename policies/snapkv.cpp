@@ -48,7 +48,7 @@ class SnapKvPolicy final : public PruningPolicy {
  public:
   explicit SnapKvPolicy(double keep_ratio) : keep_ratio_(keep_ratio) {}
   std::string name() const override { return fmt::format("snapkv:{:g}", keep_ratio_); }
-  bool needs_stats() const override { return true; }
+  StatMask needed_stats() const override { return stat_bit(SlotStat::kWindowSum); }
   int32_t stats_window() const override { return kObservationWindow; }
 
   PrunePlan select(const PruneView& view) const override {

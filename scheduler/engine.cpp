@@ -296,7 +296,7 @@ void Engine::Impl::run_forward(detail::StepPlan& step_plan) {
     Request& r = *c.request;
     std::optional<StatsRequest> stats_request;
     if (r.kv->has_stats() && r.num_computed_tokens < r.num_prompt_tokens)
-      stats_request = StatsRequest{static_cast<int32_t>(r.num_prompt_tokens), r.policy->stats_window()};
+      stats_request = r.policy->stats_request(static_cast<int32_t>(r.num_prompt_tokens));
     const std::span<const TokenId> chunk(r.tokens.data() + r.num_computed_tokens, c.num_tokens);
     batch.add(&*r.kv, chunk, static_cast<Pos>(r.num_computed_tokens), c.sample, stats_request);
     if (c.sample) samplers.push_back(&*r.sampler);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "memory/block_pool.h"
 #include "memory/sequence_kv.h"
@@ -26,6 +27,16 @@ std::vector<TokenId> random_tokens(size_t n, uint32_t vocab, uint64_t seed) {
   return tokens;
 }
 
+// One layer of 2 KV heads: the kernel tests' KV geometry.
+KvLayout one_layer(uint32_t head_dim, uint32_t block_size) {
+  KvLayout layout;
+  layout.num_layers = 1;
+  layout.num_kv_heads = 2;
+  layout.head_dim = head_dim;
+  layout.block_size = block_size;
+  return layout;
+}
+
 testing::RandomModelShape gqa_shape() {
   testing::RandomModelShape shape;
   shape.dim = 48;  // 6 query heads of 8 over 2 KV heads: G = 3
@@ -38,11 +49,7 @@ testing::RandomModelShape gqa_shape() {
 // The kernel alone: random K/V in several sequences with chunks and decode tokens; the serial
 // and TBB drivers must agree bit for bit, statistics included.
 TEST(PagedAttention, SerialAndParallelDriversAreBitIdentical) {
-  KvLayout layout;
-  layout.num_layers = 1;
-  layout.num_kv_heads = 2;
-  layout.head_dim = 16;
-  layout.block_size = 16;
+  const KvLayout layout = one_layer(/*head_dim=*/16, /*block_size=*/16);
   const uint32_t heads = 8, group = 4;
   BlockPool pool(layout, 512);
   std::mt19937_64 rng(3);
@@ -114,6 +121,278 @@ TEST(PagedAttention, SerialAndParallelDriversAreBitIdentical) {
   ASSERT_EQ(serial.size(), reference.size());
   for (size_t i = 0; i < serial.size(); ++i) {
     ASSERT_NEAR(serial[i], reference[i], 2e-5f * (1.0f + std::fabs(reference[i]))) << "element " << i;
+  }
+}
+
+// ---- The tiled SIMD kernel against the plain reference, shape by shape. ----
+
+enum class Kernel { kSerial, kParallel, kReference };
+
+void fill_random_kv(SequenceKv& kv, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  const KvLayout& layout = kv.layout();
+  for (uint32_t l = 0; l < layout.num_layers; ++l) {
+    for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
+      for (size_t slot = 0; slot < kv.num_slots(l, h); ++slot) {
+        for (size_t i = 0; i < layout.head_dim; ++i) {
+          kv.key(l, h, slot)[i] = dist(rng);
+          kv.value(l, h, slot)[i] = dist(rng);
+        }
+      }
+    }
+  }
+}
+
+void zero_stats(SequenceKv& kv) {
+  if (!kv.has_stats()) return;
+  for (uint32_t h = 0; h < kv.layout().num_kv_heads; ++h) {
+    for (size_t slot = 0; slot < kv.num_slots(0, h); ++slot)
+      std::fill_n(kv.slot_stats(0, h, slot), kv.stats_per_slot(), 0.0f);
+  }
+}
+
+// One layer-0 attention over `batch` with fresh statistics; returns the outputs followed by
+// every slot's statistics (sequence by sequence, list by list).
+std::vector<float> run_attention(Kernel kernel, const StepBatch& batch, const std::vector<float>& q,
+                                 uint32_t heads) {
+  const KvLayout& layout = batch.seqs.at(0).kv->layout();
+  for (const StepSequence& seq : batch.seqs) zero_stats(*seq.kv);
+  std::vector<float> out(q.size(), NAN);
+  PagedAttention attention(heads, layout.num_kv_heads, layout.head_dim, 2);
+  attention.reserve(batch);
+  const AttentionArgs args{&batch, 0, q.data(), out.data()};
+  tbb::task_arena arena(2);
+  switch (kernel) {
+    case Kernel::kSerial:
+      attention.run_serial(args);
+      break;
+    case Kernel::kParallel:
+      attention.run_parallel(args, arena);
+      break;
+    case Kernel::kReference:
+      attention.run_reference(args);
+      break;
+  }
+  for (const StepSequence& seq : batch.seqs) {
+    if (!seq.kv->has_stats()) continue;
+    for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
+      for (size_t slot = 0; slot < seq.kv->num_slots(0, h); ++slot) {
+        const float* st = seq.kv->slot_stats(0, h, slot);
+        out.insert(out.end(), st, st + seq.kv->stats_per_slot());
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> random_queries(const StepBatch& batch, uint32_t heads, uint32_t head_dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<float> q(batch.num_tokens() * heads * head_dim);
+  for (auto& x : q) x = dist(rng);
+  return q;
+}
+
+struct KernelShape {
+  uint32_t head_dim;
+  uint32_t group;
+  uint32_t block_size;
+};
+
+// Decode, a whole prompt, a later prefill chunk, and a chunk and a decode token over pruned
+// lists (each KV head keeping a different subset, so lists hold fewer slots than positions and
+// differ in length), all with every statistic: the tiled kernel matches the reference within
+// float tolerance and its two drivers agree bit for bit.
+TEST(PagedAttention, TiledKernelMatchesTheReferenceAcrossShapes) {
+  const std::vector<KernelShape> shapes = {{8, 1, 16},  {8, 2, 16},   {8, 4, 16},   {8, 2, 5},   {8, 2, 1},
+                                           {16, 1, 16}, {16, 2, 16},  {16, 4, 7},   {64, 1, 16}, {64, 2, 16},
+                                           {64, 4, 16}, {128, 1, 16}, {128, 2, 16}, {128, 4, 3}};
+  for (const KernelShape& shape : shapes) {
+    SCOPED_TRACE(::testing::Message() << "head_dim " << shape.head_dim << " G " << shape.group
+                                      << " block size " << shape.block_size);
+    const KvLayout layout = one_layer(/*head_dim=*/shape.head_dim, /*block_size=*/shape.block_size);
+    const uint32_t heads = layout.num_kv_heads * shape.group;
+    BlockPool pool(layout, 2 * 400 / shape.block_size + 64);
+    std::mt19937_64 rng(shape.head_dim * 100 + shape.group * 10 + shape.block_size);
+    std::vector<std::unique_ptr<SequenceKv>> seqs;
+    StepBatch batch;
+    auto positions = [](Pos first, size_t n) {
+      std::vector<Pos> p(n);
+      for (size_t i = 0; i < n; ++i) p[i] = first + Pos(i);
+      return p;
+    };
+    // (slots before the step, tokens in the step, pruned history)
+    const std::vector<std::tuple<size_t, size_t, bool>> cases = {
+        {49, 1, false}, {0, 37, false}, {47, 13, false}, {70, 9, true},
+        {70, 1, true},  {0, 1, false},  {0, 40, false}};
+    for (const auto& [before, step, pruned] : cases) {
+      seqs.push_back(std::make_unique<SequenceKv>(pool, shape.group));
+      SequenceKv& kv = *seqs.back();
+      if (before > 0) {
+        ASSERT_TRUE(kv.append(positions(0, before)));
+      }
+      if (pruned) {
+        for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
+          std::vector<uint32_t> keep;
+          for (uint32_t s = 0; s < before; ++s) {
+            if (h == 0 ? (s < 4 || s % 3 == 0) : (s < 4 || s >= 50)) keep.push_back(s);
+          }
+          kv.compact(0, h, keep);
+        }
+        ASSERT_NE(kv.num_slots(0, 0), kv.num_slots(0, 1));
+      }
+      ASSERT_TRUE(kv.append(positions(Pos(before), step)));
+      fill_random_kv(kv, rng);
+      const std::vector<TokenId> tokens(step, 0);
+      // Prompts ending inside the step, so that every statistic is recorded by some rows.
+      batch.add(&kv, tokens, Pos(before), true, StatsRequest{Pos(before + step) - 1, 5});
+    }
+    const auto q = random_queries(batch, heads, shape.head_dim, 9);
+    const auto serial = run_attention(Kernel::kSerial, batch, q, heads);
+    const auto parallel = run_attention(Kernel::kParallel, batch, q, heads);
+    const auto reference = run_attention(Kernel::kReference, batch, q, heads);
+    ASSERT_EQ(serial.size(), parallel.size());
+    ASSERT_EQ(serial.size(), reference.size());
+    EXPECT_EQ(0, std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)));
+    for (size_t i = 0; i < serial.size(); ++i) {
+      ASSERT_FALSE(std::isnan(serial[i])) << "element " << i;
+      ASSERT_NEAR(serial[i], reference[i], 2e-5f * (1.0f + std::fabs(reference[i])))
+          << (i < q.size() ? "output " : "statistic ") << i;
+    }
+  }
+}
+
+// A token's output (and its statistics) must not depend on how many tokens share its step:
+// every token of a whole-prompt prefill and of a chunked prefill equals, bit for bit, the same
+// token decoded alone over a list that ends with it.
+TEST(PagedAttention, TokenOutputDoesNotDependOnItsStep) {
+  for (const uint32_t head_dim : {8u, 16u, 64u}) {
+    SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim);
+    const KvLayout layout = one_layer(/*head_dim=*/head_dim, /*block_size=*/16);
+    const uint32_t group = 2, heads = 4;
+    const size_t length = 45;
+    BlockPool pool(layout, 2 * 2 * length * (length / 16 + 1));
+    std::mt19937_64 rng(head_dim);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    std::vector<float> keys(length * layout.num_kv_heads * head_dim), values(keys.size());
+    for (auto& x : keys) x = dist(rng);
+    for (auto& x : values) x = dist(rng);
+    const size_t row = size_t{heads} * head_dim;
+    std::vector<float> q_by_pos(length * row);
+    for (auto& x : q_by_pos) x = dist(rng);
+    // seqs[v - 1]: the first v slots of the same K/V.
+    std::vector<std::unique_ptr<SequenceKv>> seqs;
+    for (size_t v = 1; v <= length; ++v) {
+      seqs.push_back(std::make_unique<SequenceKv>(pool, group));
+      std::vector<Pos> positions(v);
+      for (size_t p = 0; p < v; ++p) positions[p] = Pos(p);
+      ASSERT_TRUE(seqs.back()->append(positions));
+      for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
+        for (size_t slot = 0; slot < v; ++slot) {
+          std::copy_n(&keys[(slot * layout.num_kv_heads + h) * head_dim], head_dim,
+                      seqs.back()->key(0, h, slot));
+          std::copy_n(&values[(slot * layout.num_kv_heads + h) * head_dim], head_dim,
+                      seqs.back()->value(0, h, slot));
+        }
+      }
+    }
+    const StatsRequest request{Pos(length), 8, stat_bit(SlotStat::kLastRow)};
+    // Runs chunks [first, end) of the prompt, each on seqs[end - 1]; returns each position's
+    // output row and the last row's statistics.
+    auto run_chunks = [&](const std::vector<std::pair<size_t, size_t>>& chunks) {
+      StepBatch batch;
+      std::vector<float> q;
+      for (const auto& [first, end] : chunks) {
+        const std::vector<TokenId> tokens(end - first, 0);
+        batch.add(seqs[end - 1].get(), tokens, Pos(first), true, request);
+        q.insert(q.end(), q_by_pos.begin() + std::ptrdiff_t(first * row),
+                 q_by_pos.begin() + std::ptrdiff_t(end * row));
+      }
+      const auto all = run_attention(Kernel::kSerial, batch, q, heads);
+      std::vector<float> by_pos(length * row);
+      size_t token = 0;
+      for (const auto& [first, end] : chunks) {
+        for (size_t p = first; p < end; ++p, ++token) std::copy_n(&all[token * row], row, &by_pos[p * row]);
+      }
+      std::vector<float> last_row;
+      const SequenceKv& full = *seqs.back();
+      for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
+        for (size_t slot = 0; slot < length; ++slot) {
+          const float* st = full.slot_stats(0, h, slot) + size_t(SlotStat::kLastRow) * group;
+          last_row.insert(last_row.end(), st, st + group);
+        }
+      }
+      return std::make_pair(by_pos, last_row);
+    };
+    std::vector<std::pair<size_t, size_t>> decode, whole = {{0, length}}, chunked, uneven;
+    for (size_t p = 0; p < length; ++p) decode.emplace_back(p, p + 1);
+    for (size_t first = 0; first < length; first += 7)
+      chunked.emplace_back(first, std::min(length, first + 7));
+    for (size_t first = 0, c = 1; first < length; first += c, c += 3)
+      uneven.emplace_back(first, std::min(length, first + c));
+    const auto alone = run_chunks(decode);
+    float mass = 0.0f;
+    for (float x : alone.second) mass += x;
+    EXPECT_NEAR(mass, float(heads), 1e-4f);  // the last row was recorded: one softmax row per head
+    for (const auto* chunks : {&whole, &chunked, &uneven}) {
+      const auto got = run_chunks(*chunks);
+      EXPECT_EQ(0, std::memcmp(got.first.data(), alone.first.data(), got.first.size() * sizeof(float)))
+          << chunks->size() << " chunks";
+      EXPECT_EQ(0, std::memcmp(got.second.data(), alone.second.data(), got.second.size() * sizeof(float)))
+          << chunks->size() << " chunks";
+    }
+  }
+}
+
+// A sequence asking for some statistics gets exactly the values a sequence asking for all of
+// them gets for those, and zeros for the rest; decode tokens record nothing.
+TEST(PagedAttention, RecordsOnlyTheRequestedStatistics) {
+  const KvLayout layout = one_layer(/*head_dim=*/8, /*block_size=*/16);
+  const uint32_t group = 2, heads = 4;
+  BlockPool pool(layout, 64);
+  std::mt19937_64 rng(12);
+  SequenceKv kv(pool, group);
+  std::vector<Pos> positions(60);
+  for (size_t p = 0; p < positions.size(); ++p) positions[p] = Pos(p);
+  ASSERT_TRUE(kv.append(positions));
+  fill_random_kv(kv, rng);
+  // The step: prompt positions 20 .. 49 and two decode tokens beyond; last prompt row inside.
+  StepBatch probe;
+  probe.add(&kv, std::vector<TokenId>(40, 0), 20, true);
+  const auto q = random_queries(probe, heads, layout.head_dim, 13);
+
+  auto stats_for = [&](Kernel kernel, StatMask mask) {
+    StepBatch batch;
+    batch.add(&kv, std::vector<TokenId>(40, 0), 20, true, StatsRequest{50, 6, mask});
+    auto all = run_attention(kernel, batch, q, heads);
+    return std::vector<float>(all.begin() + std::ptrdiff_t(q.size()), all.end());  // [list][slot][stat][g]
+  };
+  for (const Kernel kernel : {Kernel::kSerial, Kernel::kReference}) {
+    const auto everything = stats_for(kernel, kAllSlotStats);
+    for (uint32_t s = 0; s < kNumSlotStats; ++s) {
+      const auto stat = static_cast<SlotStat>(s);
+      const auto only = stats_for(kernel, stat_bit(stat));
+      ASSERT_EQ(only.size(), everything.size());
+      double recorded = 0.0;
+      for (size_t i = 0; i < only.size(); ++i) {
+        const size_t slot_stat = i % (kNumSlotStats * group) / group;
+        const size_t slot = i / (kNumSlotStats * group) % positions.size();
+        if (slot_stat == s) {
+          ASSERT_EQ(only[i], everything[i]) << "stat " << s << " element " << i;
+          recorded += only[i];
+        } else {
+          ASSERT_EQ(only[i], 0.0f) << "stat " << s << " element " << i << " was not requested";
+        }
+        if (slot >= 50) {
+          ASSERT_EQ(everything[i], 0.0f) << "slot " << slot << " is past the prompt";
+        }
+      }
+      // Rows per stat over 2 KV heads x G query heads: the last row 1, the window 6, every
+      // prompt query of the step 30.
+      const double rows = stat == SlotStat::kLastRow ? 1 : stat == SlotStat::kWindowSum ? 6 : 30;
+      EXPECT_NEAR(recorded, rows * heads, 1e-3) << "stat " << s;
+    }
+    EXPECT_EQ(stats_for(kernel, 0), std::vector<float>(everything.size(), 0.0f));
   }
 }
 

@@ -52,7 +52,7 @@ KeptFractions mean_kept_fractions(const Model& model, const std::vector<testing:
     testing::PagedRunner runner(model, kBlockSize, lists * (size_t(n) / kBlockSize + 2), /*num_threads=*/1,
                                 /*with_stats=*/true);
     const size_t seq = runner.add_sequence();
-    runner.step({{seq, c.prompt_tokens, true, StatsRequest{n, policy->stats_window()}}});
+    runner.step({{seq, c.prompt_tokens, true, policy->stats_request(n)}});
     SequenceKv& kv = runner.kv(seq);
     const size_t blocks_before = kv.num_blocks();
     const PruneOutcome outcome =

@@ -47,6 +47,28 @@ TEST(MakePruningPolicy, ReportsWhatEachPolicyNeeds) {
   EXPECT_FALSE(make_pruning_policy("dbudget")->needs_key_data());
 }
 
+// Each policy asks for exactly the statistics its select() reads, so the forward step records
+// only those (dbudget: one query row instead of every prompt row).
+TEST(MakePruningPolicy, DeclaresTheStatisticsItReads) {
+  EXPECT_EQ(make_pruning_policy("full")->needed_stats(), 0u);
+  EXPECT_EQ(make_pruning_policy("streaming:0.5")->needed_stats(), 0u);
+  EXPECT_EQ(make_pruning_policy("knorm:0.5")->needed_stats(), 0u);
+  EXPECT_EQ(make_pruning_policy("dbudget")->needed_stats(), stat_bit(SlotStat::kLastRow));
+  EXPECT_EQ(make_pruning_policy("dbudget:exact")->needed_stats(), stat_bit(SlotStat::kLastRow));
+  EXPECT_EQ(make_pruning_policy("h2o:0.5")->needed_stats(), stat_bit(SlotStat::kAccumulated));
+  EXPECT_EQ(make_pruning_policy("snapkv:0.5")->needed_stats(), stat_bit(SlotStat::kWindowSum));
+  EXPECT_EQ(make_pruning_policy("pyramidkv:0.5")->needed_stats(), stat_bit(SlotStat::kWindowSum));
+
+  const StatsRequest request = make_pruning_policy("snapkv:0.5")->stats_request(100);
+  EXPECT_EQ(request.prompt_len, 100);
+  EXPECT_EQ(request.window, kObservationWindow);
+  EXPECT_TRUE(request.wants(SlotStat::kWindowSum));
+  EXPECT_FALSE(request.wants(SlotStat::kLastRow));
+  EXPECT_FALSE(request.wants(SlotStat::kAccumulated));
+  // A request built without a mask records everything, as before masks existed.
+  EXPECT_EQ(StatsRequest{}.stats, kAllSlotStats);
+}
+
 TEST(MakePruningPolicy, RejectsBadSpecsWithConfigError) {
   for (const char* spec : {"", "dbudgets", "FULL", "full:1", "snapkv", "snapkv:", "snapkv:0", "snapkv:-0.5",
                            "snapkv:1.5", "snapkv:abc", "snapkv:0.5x", "snapkv:0.5:exact", "snapkv:nan",
