@@ -73,7 +73,10 @@ size_t SequenceKv::blocks_needed(size_t num_new_tokens) const {
 
 bool SequenceKv::append(std::span<const Pos> positions) {
   if (positions.empty()) return true;
-  std::vector<BlockId> fresh;
+  // Appends run on the engine thread, one sequence after another: one scratch vector per
+  // thread keeps a decode step of hundreds of sequences free of heap allocation.
+  static thread_local std::vector<BlockId> fresh;
+  fresh.clear();
   if (!pool_->allocate(blocks_needed(positions.size()), fresh)) return false;
   size_t next_fresh = 0;
   size_t copied = 0;
