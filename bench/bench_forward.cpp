@@ -1,6 +1,7 @@
-// The forward step's micro-benchmarks, each beside a plain reference path: the GEMM path at one
-// row (sgemm vs sgemv), paged vs contiguous attention, and whole steps (prefill and decode) on
-// synthetic:stories15M and the real stories260K. Items = tokens, so items_per_second = tok/s.
+// The forward step's micro-benchmarks, each beside a plain reference path: the weight GEMM at one
+// row (OpenBLAS sgemm vs the engine's packed kernel) and at n rows, paged vs contiguous attention,
+// and whole steps (prefill and decode) on synthetic:stories15M and the real stories260K.
+// Items = tokens, so items_per_second = tok/s.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -14,6 +15,7 @@
 #include "memory/block_pool.h"
 #include "memory/sequence_kv.h"
 #include "model/attention.h"
+#include "model/gemm.h"
 #include "model/model.h"
 #include "model/ops.h"
 #include "model/step_batch.h"
@@ -45,39 +47,110 @@ void BM_Gemm_SgemmOneRow(benchmark::State& state) {
 }
 BENCHMARK(BM_Gemm_SgemmOneRow)->Args({288, 288})->Args({288, 768})->Args({288, 32000});
 
+// The engine's path at one row: the packed GEMM (model/gemm.h), streaming W once.
 void BM_Gemm_SgemvOneRow(benchmark::State& state) {
   const auto in = size_t(state.range(0)), out = size_t(state.range(1));
   const auto x = random_floats(in, 1), w = random_floats(in * out, 2);
+  const GemmPart part{w.data(), out};
+  const PackedWeights packed({&part, 1}, in);
   std::vector<float> y(out);
+  const GemmOut target{y.data(), out};
   for (auto _ : state) {
-    matmul(y.data(), x.data(), w.data(), 1, in, out);  // the engine's path: sgemv at n = 1
+    gemm_packed(packed, x.data(), in, 1, &target, 0, packed.num_panels());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(int64_t(state.iterations() * in * out * sizeof(float)));
 }
-BENCHMARK(BM_Gemm_SgemvOneRow)->Args({288, 288})->Args({288, 768})->Args({288, 32000});
+BENCHMARK(BM_Gemm_SgemvOneRow)->Args({288, 288})->Args({288, 768})->Args({288, 32000})->Args({768, 32000});
 
-// n rows through sgemm: per-row cost falls as W is reused across rows.
+// n rows through the engine's GEMM (one thread): per-row cost falls as W is reused across rows.
+// Args: n, in, out; GFLOPs = 2 n in out per CPU second (one core here peaks near 100).
 void BM_Gemm_SgemmRows(benchmark::State& state) {
+  const auto n = size_t(state.range(0));
+  const auto in = size_t(state.range(1)), out = size_t(state.range(2));
+  const auto x = random_floats(n * in, 1), w = random_floats(in * out, 2);
+  const GemmPart part{w.data(), out};
+  const PackedWeights packed({&part, 1}, in);
+  std::vector<float> y(n * out);
+  const GemmOut target{y.data(), out};
+  for (auto _ : state) {
+    gemm_packed(packed, x.data(), in, n, &target, 0, packed.num_panels());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations() * n));
+  state.counters["GFLOPs"] = benchmark::Counter(double(state.iterations()) * 2.0 * double(n * in * out),
+                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Gemm_SgemmRows)
+    ->Args({2, 288, 768})->Args({8, 288, 768})->Args({32, 288, 768})->Args({64, 288, 768})
+    ->Args({64, 768, 2048})->Args({64, 2048, 768})->Args({16, 288, 32000})->Args({64, 288, 32000});
+
+// OpenBLAS sgemm on the same shapes: what the kernel is measured against (it repacks W per call
+// and its rounding depends on n, which is why the engine does not use it).
+void BM_Gemm_OpenblasRows(benchmark::State& state) {
+  const auto n = size_t(state.range(0));
+  const auto in = size_t(state.range(1)), out = size_t(state.range(2));
+  const auto x = random_floats(n * in, 1), w = random_floats(in * out, 2);
+  std::vector<float> y(n * out);
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(out), int(in), 1.0f, x.data(), int(in), w.data(),
+                int(in), 0.0f, y.data(), int(out));
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations() * n));
+  state.counters["GFLOPs"] = benchmark::Counter(double(state.iterations()) * 2.0 * double(n * in * out),
+                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Gemm_OpenblasRows)->Args({64, 288, 768})->Args({64, 768, 2048})->Args({64, 2048, 768});
+
+// The plain loops over [out][in] the kernel is tested against, for scale.
+void BM_Gemm_ReferenceRows(benchmark::State& state) {
   const auto n = size_t(state.range(0)), in = size_t(288), out = size_t(768);
   const auto x = random_floats(n * in, 1), w = random_floats(in * out, 2);
   std::vector<float> y(n * out);
   for (auto _ : state) {
-    matmul(y.data(), x.data(), w.data(), n, in, out);
+    matmul_rows_reference(y.data(), x.data(), w.data(), n, in, out, 0, out);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetItemsProcessed(int64_t(state.iterations() * n));
 }
-BENCHMARK(BM_Gemm_SgemmRows)->Arg(2)->Arg(8)->Arg(32)->Arg(64);
+BENCHMARK(BM_Gemm_ReferenceRows)->Arg(64);
 
 // ---- Attention: decode of `batch` sequences with `context` slots, stories15M heads. ----
 
 constexpr uint32_t kHeads = 6, kKvHeads = 6, kHeadDim = 48;
 
-void BM_Attention_PagedDecode(benchmark::State& state) {
+// Random K/V in every slot of each KV head's list of layer 0.
+void fill_random_kv(SequenceKv& seq, uint32_t kv_heads, uint32_t head_dim, size_t slots, uint64_t seed) {
+  for (uint32_t h = 0; h < kv_heads; ++h) {
+    const auto kv = random_floats(2 * slots * head_dim, seed + h);
+    for (size_t slot = 0; slot < slots; ++slot) {
+      std::copy_n(kv.begin() + slot * head_dim, head_dim, seq.key(0, h, slot));
+      std::copy_n(kv.begin() + (slots + slot) * head_dim, head_dim, seq.value(0, h, slot));
+    }
+  }
+}
+
+// Times the serial kernel over `batch` (layer 0) with random queries; items = `items`.
+void time_attention(benchmark::State& state, const StepBatch& batch, uint32_t heads, uint32_t kv_heads,
+                    uint32_t head_dim, size_t items) {
+  const auto q = random_floats(batch.num_tokens() * heads * head_dim, 7);
+  std::vector<float> out(q.size());
+  PagedAttention attention(heads, kv_heads, head_dim, 1);
+  attention.reserve(batch);
+  const AttentionArgs args{&batch, 0, q.data(), out.data()};
+  for (auto _ : state) {
+    attention.run_serial(args);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations() * items));
+}
+
+// Decode of `batch` sequences (state.range(0)) with `context` slots (range(1)) of random K/V.
+void run_paged_decode(benchmark::State& state, uint32_t heads, uint32_t kv_heads, uint32_t head_dim) {
   const auto batch_size = size_t(state.range(0)), context = size_t(state.range(1));
-  KvLayout layout{1, kKvHeads, kHeadDim, kDefaultBlockSize, KvDtype::kF32};
-  BlockPool pool(layout, batch_size * kKvHeads * (context / kDefaultBlockSize + 1));
+  KvLayout layout{1, kv_heads, head_dim, kDefaultBlockSize, KvDtype::kF32};
+  BlockPool pool(layout, batch_size * kv_heads * (context / kDefaultBlockSize + 1));
   std::vector<std::unique_ptr<SequenceKv>> seqs;
   StepBatch batch;
   std::vector<Pos> positions(context);
@@ -86,26 +159,13 @@ void BM_Attention_PagedDecode(benchmark::State& state) {
   for (size_t s = 0; s < batch_size; ++s) {
     seqs.push_back(std::make_unique<SequenceKv>(pool));
     seqs.back()->append(positions);
-    for (uint32_t h = 0; h < kKvHeads; ++h) {
-      const auto kv = random_floats(2 * kHeadDim, s * 100 + h);
-      for (size_t slot = 0; slot < context; ++slot) {
-        std::copy(kv.begin(), kv.begin() + kHeadDim, seqs.back()->key(0, h, slot));
-        std::copy(kv.begin() + kHeadDim, kv.end(), seqs.back()->value(0, h, slot));
-      }
-    }
+    fill_random_kv(*seqs.back(), kv_heads, head_dim, context, s * 100);
     batch.add(seqs.back().get(), {&token, 1}, Pos(context - 1), true);
   }
-  const auto q = random_floats(batch_size * kHeads * kHeadDim, 7);
-  std::vector<float> out(q.size());
-  PagedAttention attention(kHeads, kKvHeads, kHeadDim, 1);
-  attention.reserve(batch);
-  const AttentionArgs args{&batch, 0, q.data(), out.data()};
-  for (auto _ : state) {
-    attention.run_serial(args);
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetItemsProcessed(int64_t(state.iterations() * batch_size));
+  time_attention(state, batch, heads, kv_heads, head_dim, batch_size);
 }
+
+void BM_Attention_PagedDecode(benchmark::State& state) { run_paged_decode(state, kHeads, kKvHeads, kHeadDim); }
 BENCHMARK(BM_Attention_PagedDecode)->Args({1, 256})->Args({32, 256})->Args({32, 1024});
 
 // The same work over one contiguous K/V array per (sequence, head): the cost of paging.
@@ -140,6 +200,43 @@ void BM_Attention_ContiguousDecode(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations() * batch_size));
 }
 BENCHMARK(BM_Attention_ContiguousDecode)->Args({1, 256})->Args({32, 256})->Args({32, 1024});
+
+// Prefill of one `prompt`-token sequence in one step (every token attends causally), with
+// `heads` query heads over `kv_heads` KV heads of `head_dim`; stats: 0 none, 1 every statistic
+// (H2O's request), 2 the last prompt row only (DBudgetKV's). Items = prompt tokens.
+void BM_Attention_PagedPrefill(benchmark::State& state) {
+  const auto heads = uint32_t(state.range(0)), kv_heads = uint32_t(state.range(1));
+  const auto head_dim = uint32_t(state.range(2));
+  const auto prompt = size_t(state.range(3));
+  const auto stats = int(state.range(4));
+  KvLayout layout{1, kv_heads, head_dim, kDefaultBlockSize, KvDtype::kF32};
+  BlockPool pool(layout, kv_heads * (prompt / kDefaultBlockSize + 1));
+  SequenceKv seq(pool, stats ? heads / kv_heads : 0);
+  std::vector<Pos> positions(prompt);
+  for (size_t p = 0; p < prompt; ++p) positions[p] = Pos(p);
+  seq.append(positions);
+  fill_random_kv(seq, kv_heads, head_dim, prompt, 11);
+  std::optional<StatsRequest> request;
+  if (stats == 1) request = StatsRequest{Pos(prompt), 8};
+  if (stats == 2) request = StatsRequest{Pos(prompt), 8, stat_bit(SlotStat::kLastRow)};
+  const std::vector<TokenId> tokens(prompt, 0);
+  StepBatch batch;
+  batch.add(&seq, tokens, 0, true, request);
+  time_attention(state, batch, heads, kv_heads, head_dim, prompt);
+}
+// stories260K (8 heads over 4 KV heads of 8), then stories15M (6 heads of 48).
+BENCHMARK(BM_Attention_PagedPrefill)
+    ->ArgNames({"heads", "kv", "hd", "prompt", "stats"})
+    ->Args({8, 4, 8, 256, 0})
+    ->Args({8, 4, 8, 256, 1})
+    ->Args({8, 4, 8, 256, 2})
+    ->Args({6, 6, 48, 256, 0})
+    ->Args({6, 6, 48, 256, 2});
+
+// Decode of `batch` sequences with `context` slots in stories260K's shape (8 query heads over 4
+// KV heads of 8): the G = 2 query rows of a KV head share one pass over its blocks.
+void BM_Attention_PagedDecodeGqa(benchmark::State& state) { run_paged_decode(state, 8, 4, 8); }
+BENCHMARK(BM_Attention_PagedDecodeGqa)->Args({1, 256})->Args({8, 256});
 
 // ---- Whole steps. ----
 

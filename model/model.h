@@ -1,5 +1,6 @@
 #pragma once
-// A loaded model: config, fp32 weight views in the layout the kernels want, the tokenizer, and
+// A loaded model: config, fp32 weight views in the file's [out][in] layout (the Transformer
+// repacks the matrices once for its GEMM kernel, model/packed_model.h), the tokenizer, and
 // the storage keeping the views alive (a memory map for F32 files, owned buffers for converted
 // F16/Q8_0 tensors and synthetic weights).
 #include <memory>
@@ -13,6 +14,8 @@
 #include "model/tokenizer.h"
 
 namespace prunekv {
+
+struct PackedModel;  // model/packed_model.h
 
 // Row-major [out][in] matrices (y = W x), fp32.
 struct LayerWeights {
@@ -43,6 +46,11 @@ struct Model {
 
   // Keeps the weight views valid: a memory map and/or owned buffers.
   std::vector<std::shared_ptr<const void>> storage;
+
+  // The weights repacked for the GEMM kernel: a cache that packed_weights() (model/packed_model.h)
+  // fills on first use, under its lock; null until a Transformer is built over this model. The
+  // weights behind the views must not change after that (the copy would not follow).
+  mutable std::shared_ptr<const PackedModel> packed;
 };
 
 struct LoadOptions {

@@ -1,5 +1,5 @@
 #pragma once
-// The element-wise and matrix kernels of the LLaMA forward step: plain functions over caller
+// The element-wise kernels of the LLaMA forward step (the weight GEMM is model/gemm.h): plain functions over caller
 // buffers, no state, no threads (the Transformer partitions the work). Shapes in brackets.
 #include <cstddef>
 
@@ -29,22 +29,10 @@ void swiglu(float* gate, const float* up, size_t n);
 // In-place softmax over n >= 1 values, max-subtracted.
 void softmax(float* x, size_t n);
 
-// y[n][out] = x[n][in] * w[out][in]^T; rows [row_begin, row_end) of w only (the columns
-// [row_begin, row_end) of y, ldy = out), so a caller can split the output dimension (or the
-// tokens) across threads. AVX2/FMA dot-product kernel over the [out][in] weights as stored: each
-// element's summation order depends only on `in`, so results are bit-identical however a
-// caller splits rows or tokens, and a token's row is the same whatever else is in the batch.
-// (OpenBLAS sgemm repacked the weights on every call: 20% of a B = 32 decode step.)
-void matmul_rows(float* y, const float* x, const float* w, size_t n, size_t in, size_t out,
-                 size_t row_begin, size_t row_end);
-
-// Plain loops, same contract: the reference matmul_rows is tested against.
+// y[n][out] = x[n][in] * w[out][in]^T over rows [row_begin, row_end) of w (the columns
+// [row_begin, row_end) of y, ldy = out), plain loops over the weights as stored: the reference
+// the weight GEMM (model/gemm.h, which the forward step uses) is tested against.
 void matmul_rows_reference(float* y, const float* x, const float* w, size_t n, size_t in, size_t out,
                            size_t row_begin, size_t row_end);
-
-// The whole product: matmul_rows over [0, out).
-inline void matmul(float* y, const float* x, const float* w, size_t n, size_t in, size_t out) {
-  matmul_rows(y, x, w, n, in, out, 0, out);
-}
 
 }  // namespace prunekv

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -16,21 +17,46 @@
 #include "model/attention.h"
 #include "model/blas_info.h"
 #include "model/ops.h"
+#include "model/packed_model.h"
 
 namespace prunekv {
 
 namespace {
 
-// GEMM tasks: (token block, output-row chunk). matmul_rows gives the same bits however the
-// product is split, so the split only has to be fast: a task's weight rows fit in L2 and its
-// token rows too, and a product too small to pay for a task runs inline.
-constexpr size_t kGemmTokens = 48;                // x rows per task (matmul_rows' own token block)
-constexpr size_t kGemmWeightsPerTask = 64 * 1024; // ~256 KiB of W per task
-constexpr size_t kGemmInlineMacs = 256 * 1024;    // below this, one call on the engine thread
+// GEMM tasks: (token block, panel chunk). gemm_packed gives the same bits however the product
+// is split, so the split only has to be fast: a task's x rows stay in L2 (its panels are swept one
+// group at a time through L1), a task carries enough weights to pay for itself, and a product too
+// small to pay for a task at all runs inline.
+constexpr size_t kGemmXBytesPerTask = 256 * 1024;   // x rows per task: 256 KiB of them
+constexpr size_t kGemmWeightsPerTask = 64 * 1024;   // ~256 KiB of W per task
+constexpr size_t kGemmInlineMacs = 256 * 1024;      // below this, one call on the engine thread
 
-size_t gemm_chunk_rows(size_t in, size_t out) {
-  const size_t rows = std::max<size_t>(4, kGemmWeightsPerTask / std::max<size_t>(in, 1) / 4 * 4);
-  return std::min(out, rows);
+// How a product is cut into (token block, panel chunk) tasks.
+struct GemmSplit {
+  size_t tokens;        // per token block, a multiple of the kernel's 6-row tile but the last
+  size_t panels;        // per panel chunk
+  size_t token_blocks;
+  size_t panel_chunks;
+};
+
+// Token blocks as large as kGemmXBytesPerTask allows, then evened out. Panel chunks of about
+// kGemmWeightsPerTask, at least two tasks per thread, and with one token block (every decode
+// step) a multiple of the thread count: the step waits for the slowest thread at each product.
+GemmSplit gemm_split(const PackedWeights& w, size_t n, size_t threads) {
+  const size_t max_tokens = std::max<size_t>(6, kGemmXBytesPerTask / (w.in() * sizeof(float)) / 6 * 6);
+  GemmSplit split{};
+  split.token_blocks = (n + max_tokens - 1) / max_tokens;
+  split.tokens = std::min(max_tokens, ((n + split.token_blocks - 1) / split.token_blocks + 5) / 6 * 6);
+  split.token_blocks = (n + split.tokens - 1) / split.tokens;
+  const size_t num_panels = w.num_panels();
+  const size_t group = gemm_panel_group(std::min(n, split.tokens));
+  size_t chunks = (num_panels * w.in() * kGemmPanel + kGemmWeightsPerTask - 1) / kGemmWeightsPerTask;
+  chunks = std::max(chunks, (2 * threads + split.token_blocks - 1) / split.token_blocks);
+  if (split.token_blocks == 1) chunks = (chunks + threads - 1) / threads * threads;
+  // Whole panel groups per chunk, so no tile is narrower than it could be.
+  split.panels = std::min(num_panels, ((num_panels + chunks - 1) / chunks + group - 1) / group * group);
+  split.panel_chunks = (num_panels + split.panels - 1) / split.panels;
+  return split;
 }
 
 void add_in_place(float* x, const float* y, size_t n) {
@@ -45,29 +71,39 @@ struct Transformer::Impl {
         arena(threads),
         attention(c.num_heads, c.num_kv_heads, c.head_dim(), static_cast<size_t>(threads)) {}
 
-  // y[n][out] = x[n][in] W^T, split into (token block, row chunk) tasks over the arena.
-  void matmul(float* y, const float* x, const float* w, size_t n, size_t in, size_t out) {
-    if (n * in * out < kGemmInlineMacs) {
-      matmul_rows(y, x, w, n, in, out, 0, out);
+  // outs[part][t][o] = x[t] . W_part[o] for t < n (x rows of w.in() floats), split into
+  // (token block, panel chunk) tasks over the arena.
+  void gemm(const PackedWeights& w, const float* x, size_t n, std::initializer_list<GemmOut> outs) {
+    constexpr size_t kMaxParts = 3;  // wq|wk|wv
+    PKV_CHECK(outs.size() == w.num_parts() && outs.size() <= kMaxParts, "{} outputs for {} parts", outs.size(),
+              w.num_parts());
+    const size_t in = w.in();
+    if (n * w.macs_per_token() < kGemmInlineMacs) {
+      gemm_packed(w, x, in, n, outs.begin(), 0, w.num_panels());
       return;
     }
-    const size_t rows = gemm_chunk_rows(in, out);
-    const size_t row_chunks = (out + rows - 1) / rows;
-    const size_t token_blocks = (n + kGemmTokens - 1) / kGemmTokens;
+    const GemmSplit split = gemm_split(w, n, static_cast<size_t>(num_threads));
+    const size_t tokens = split.tokens, panels = split.panels, panel_chunks = split.panel_chunks;
+    const size_t token_blocks = split.token_blocks;
     auto run = [&](size_t task) {
-      const size_t t0 = task / row_chunks * kGemmTokens;
-      const size_t r0 = task % row_chunks * rows;
-      matmul_rows(y + t0 * out, x + t0 * in, w, std::min(kGemmTokens, n - t0), in, out, r0, std::min(out, r0 + rows));
+      const size_t t0 = task / panel_chunks * tokens;
+      const size_t p0 = task % panel_chunks * panels;
+      GemmOut shifted[kMaxParts];
+      for (size_t i = 0; i < outs.size(); ++i) {
+        const GemmOut& o = outs.begin()[i];
+        shifted[i] = {o.y + t0 * o.ldy, o.ldy};
+      }
+      gemm_packed(w, x + t0 * in, in, std::min(tokens, n - t0), shifted, p0, std::min(w.num_panels(), p0 + panels));
     };
-    if (num_threads == 1) {
-      for (size_t task = 0; task < token_blocks * row_chunks; ++task) run(task);
+    const size_t num_tasks = token_blocks * panel_chunks;
+    if (num_threads == 1 || num_tasks == 1) {
+      for (size_t task = 0; task < num_tasks; ++task) run(task);
       return;
     }
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<size_t>(0, token_blocks * row_chunks, 1),
-                        [&](const tbb::blocked_range<size_t>& r) {
-                          for (size_t task = r.begin(); task < r.end(); ++task) run(task);
-                        });
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, num_tasks, 1), [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t task = r.begin(); task < r.end(); ++task) run(task);
+      });
     });
   }
 
@@ -90,6 +126,7 @@ struct Transformer::Impl {
 
   int num_threads;
   tbb::task_arena arena;
+  std::shared_ptr<const PackedModel> packed;  // the model's weights, repacked (shared by Transformers)
   PagedAttention attention;
 
   // Scratch reused across steps (grown, never shrunk): no allocation once warm.
@@ -120,6 +157,7 @@ Transformer::Transformer(const Model& model, int num_threads) : model_(model) {
   static std::once_flag logged;
   std::call_once(logged, [] { log::get("model")->debug("BLAS: {}", blas_description()); });
   impl_ = std::make_unique<Impl>(c, num_threads);
+  impl_->packed = packed_weights(model_);
 }
 
 Transformer::~Transformer() = default;
@@ -163,14 +201,13 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
 
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = model_.layers[l];
+    const PackedLayer& pw = s.packed->layers[l];
 
     // Attention: norm, QKV projections over every token of the step, RoPE at each position.
     s.for_each_token(T, [&](size_t t) {
       rmsnorm(s.xb.data() + t * dim, s.x.data() + t * dim, w.attn_norm, dim, c.norm_eps);
     });
-    s.matmul(s.q.data(), s.xb.data(), w.wq, T, dim, dim);
-    s.matmul(s.k.data(), s.xb.data(), w.wk, T, dim, kv_dim);
-    s.matmul(s.v.data(), s.xb.data(), w.wv, T, dim, kv_dim);
+    s.gemm(pw.qkv, s.xb.data(), T, {{s.q.data(), dim}, {s.k.data(), kv_dim}, {s.v.data(), kv_dim}});
     s.for_each_token(T, [&](size_t t) {
       const float* cos = s.rope_cos.data() + t * half;
       const float* sin = s.rope_sin.data() + t * half;
@@ -199,17 +236,16 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
     } else {
       s.attention.run_parallel(args, s.arena);
     }
-    s.matmul(s.xb.data(), s.att.data(), w.wo, T, dim, dim);
+    s.gemm(pw.wo, s.att.data(), T, {{s.xb.data(), dim}});
     add_in_place(s.x.data(), s.xb.data(), T * dim);
 
     // MLP: norm, gate and up projections, SwiGLU, down projection, residual.
     s.for_each_token(T, [&](size_t t) {
       rmsnorm(s.xb.data() + t * dim, s.x.data() + t * dim, w.ffn_norm, dim, c.norm_eps);
     });
-    s.matmul(s.hb.data(), s.xb.data(), w.w1, T, dim, hidden);
-    s.matmul(s.hb2.data(), s.xb.data(), w.w3, T, dim, hidden);
+    s.gemm(pw.w13, s.xb.data(), T, {{s.hb.data(), hidden}, {s.hb2.data(), hidden}});
     s.for_each_token(T, [&](size_t t) { swiglu(s.hb.data() + t * hidden, s.hb2.data() + t * hidden, hidden); });
-    s.matmul(s.xb.data(), s.hb.data(), w.w2, T, hidden, dim);
+    s.gemm(pw.w2, s.hb.data(), T, {{s.xb.data(), dim}});
     add_in_place(s.x.data(), s.xb.data(), T * dim);
   }
 
@@ -224,7 +260,7 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
     ++row;
   }
   logits.resize(num_sampling * c.vocab_size);
-  s.matmul(logits.data(), s.last.data(), model_.classifier, num_sampling, dim, c.vocab_size);
+  s.gemm(s.packed->classifier, s.last.data(), num_sampling, {{logits.data(), c.vocab_size}});
 }
 
 }  // namespace prunekv

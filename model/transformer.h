@@ -1,8 +1,10 @@
 #pragma once
 // The batched LLaMA forward step over the paged KV memory (reads top to bottom like llama2.c's
 // forward()): embeddings -> per layer [RMSNorm, QKV GEMM, RoPE, write K/V to the step's slots,
-// paged GQA attention, output GEMM, residual, RMSNorm, SwiGLU GEMMs, residual] -> final norm ->
-// classifier for sampling positions only.
+// paged GQA attention, output GEMM, residual, RMSNorm, gate|up GEMM, SwiGLU, down GEMM,
+// residual] -> final norm -> classifier for sampling positions only. The GEMMs run on the
+// model's weights repacked once into kernel panels (model/packed_model.h), shared by every
+// Transformer over the same Model; a token's results do not depend on the batch around it.
 #include <memory>
 #include <vector>
 

@@ -1,0 +1,262 @@
+#include "model/gemm.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "common/check.h"
+
+namespace prunekv {
+
+namespace {
+constexpr std::align_val_t kAlign{64};
+}  // namespace
+
+void PackedWeights::AlignedFree::operator()(float* p) const { ::operator delete[](p, kAlign); }
+
+PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(in) {
+  PKV_CHECK(!parts.empty() && in > 0, "{} parts of in = {}", parts.size(), in);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const GemmPart& part = parts[i];
+    PKV_CHECK(part.w != nullptr && part.out > 0, "part {}: out = {}", i, part.out);
+    part_out_.push_back(part.out);
+    for (size_t col = 0; col < part.out; col += kGemmPanel) {
+      panels_.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(col),
+                         static_cast<uint32_t>(std::min(kGemmPanel, part.out - col))});
+    }
+  }
+  const size_t panel_floats = in_ * kGemmPanel;
+  data_.reset(static_cast<float*>(::operator new[](panels_.size() * panel_floats * sizeof(float), kAlign)));
+  // Panel by panel, k-blocked so both the 16 source rows and the destination stay in L1.
+  constexpr size_t kBlock = 64;
+  for (size_t p = 0; p < panels_.size(); ++p) {
+    const Panel& pn = panels_[p];
+    const float* src = parts[pn.part].w + size_t{pn.col} * in_;
+    float* dst = data_.get() + p * panel_floats;
+    for (size_t k0 = 0; k0 < in_; k0 += kBlock) {
+      const size_t k1 = std::min(in_, k0 + kBlock);
+      for (size_t j = 0; j < kGemmPanel; ++j) {
+        for (size_t k = k0; k < k1; ++k) dst[k * kGemmPanel + j] = j < pn.width ? src[j * in_ + k] : 0.0f;
+      }
+    }
+  }
+}
+
+size_t PackedWeights::total_out() const {
+  size_t total = 0;
+  for (size_t out : part_out_) total += out;
+  return total;
+}
+
+namespace {
+
+// Writes a tile row's 16 results of panel `pn` (only its real columns) for token t.
+inline void store_panel_row(const PackedWeights::Panel& pn, const GemmOut* outs, size_t t, const float* values) {
+  float* dst = outs[pn.part].y + t * outs[pn.part].ldy + pn.col;
+  if (pn.width == kGemmPanel) {
+    std::memcpy(dst, values, kGemmPanel * sizeof(float));  // a constant size: two vector moves
+  } else {
+    std::memcpy(dst, values, pn.width * sizeof(float));
+  }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+
+// The vector the tile works in: two ymm per panel row. (A zmm per panel row measured the same
+// on Zen 4, which runs AVX-512 as two 256-bit halves: the 6x32 ymm tile already keeps both FMA
+// pipes busy.) Where AVX-512VL is on, its EVEX encoding gives 32 ymm registers, so the tile can
+// hold twice the accumulators.
+struct Simd {
+  using V = __m256;
+  static constexpr int kPerPanel = 2;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, V v) { _mm256_store_ps(p, v); }
+};
+#if defined(__AVX512VL__)
+constexpr int kAccRegs = 24;  // of 32: the rest hold weights and the broadcast x
+#else
+constexpr int kAccRegs = 12;  // of 16
+#endif
+constexpr int kLanes = static_cast<int>(kGemmPanel) / Simd::kPerPanel;
+constexpr int kMaxRows = 6;
+constexpr int kMaxPanels = 4;
+// Weights come from DRAM or L3 (a step streams every matrix once), one panel row (a cache line)
+// per k per panel. Left to the hardware prefetcher, the first token tile over a panel group
+// stalls on them (it stops at 4 KiB pages) while the later tiles compute with the memory idle:
+// at 32 tokens the first tile took as long as the five after it. So the tiles over a group
+// prefetch the next group into L2, each tile every num_tiles-th of its rows, and memory
+// traffic overlaps the FMAs. A call's first group (and, with one tile, groups larger than
+// kPrefetchGroupBytes) instead prefetches itself kPrefetchAhead rows ahead.
+constexpr size_t kPrefetchAhead = 16;
+constexpr size_t kPrefetchGroupBytes = 96 * 1024;
+
+// Which rows of the next panel group a tile prefetches: k = first, first + step, ...
+struct NextGroup {
+  const float* data = nullptr;  // its first panel; null: nothing to prefetch
+  int panels = 0;
+  size_t first = 0;
+  size_t step = 1;
+};
+
+constexpr int panels_per_tile(int rows) {
+  return std::clamp(kAccRegs / (Simd::kPerPanel * rows), 1, kMaxPanels);
+}
+
+// R tokens x P consecutive panels, the whole k loop in registers: per k, P panel rows of
+// weights loaded and R broadcasts for R x P x 16 multiply-adds. Each accumulator lane is one
+// output element's fma chain over k.
+template <int R, int P, bool Prefetch>
+void tile(const float* x, size_t ldx, const PackedWeights& w, size_t p0, const GemmOut* outs, size_t t0,
+          const NextGroup& next) {
+  constexpr int V = Simd::kPerPanel;
+  const size_t in = w.in();
+  const float* wp = w.panel_data(p0);
+  const size_t panel_stride = in * kGemmPanel;
+  Simd::V acc[R][P][V];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < P; ++q)
+      for (int v = 0; v < V; ++v) acc[r][q][v] = Simd::zero();
+  size_t next_k = next.data ? next.first : in;
+  for (size_t k = 0; k < in; ++k) {
+    if (Prefetch && k + kPrefetchAhead < in) {
+#pragma GCC unroll 4
+      for (int q = 0; q < P; ++q)
+        _mm_prefetch(reinterpret_cast<const char*>(wp + q * panel_stride + (k + kPrefetchAhead) * kGemmPanel),
+                     _MM_HINT_T0);
+    }
+    if (k == next_k) {
+      for (int q = 0; q < next.panels; ++q)
+        _mm_prefetch(reinterpret_cast<const char*>(next.data + q * panel_stride + k * kGemmPanel), _MM_HINT_T1);
+      next_k += next.step;
+    }
+    Simd::V wv[P][V];
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) wv[q][v] = Simd::load(wp + q * panel_stride + k * kGemmPanel + v * kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const Simd::V xb = Simd::broadcast(x + r * ldx + k);
+#pragma GCC unroll 4
+      for (int q = 0; q < P; ++q)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[r][q][v] = Simd::fma(wv[q][v], xb, acc[r][q][v]);
+    }
+  }
+  // Out of registers through a tile on the stack: indexing acc only with unrolled constants
+  // keeps GCC from spilling the accumulators to memory on every k.
+  alignas(64) float values[R][P][kGemmPanel];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) Simd::store(values[r][q] + v * kLanes, acc[r][q][v]);
+  for (int q = 0; q < P; ++q) {
+    const PackedWeights::Panel& pn = w.panel(p0 + q);
+    for (int r = 0; r < R; ++r) store_panel_row(pn, outs, t0 + r, values[r][q]);
+  }
+}
+
+using TileFn = void (*)(const float*, size_t, const PackedWeights&, size_t, const GemmOut*, size_t, const NextGroup&);
+
+template <int R, bool Prefetch>
+TileFn tile_for_panels(int panels) {
+  switch (panels) {
+    case 1: return tile<R, 1, Prefetch>;
+    case 2: return tile<R, 2, Prefetch>;
+    case 3: return tile<R, 3, Prefetch>;
+    default: return tile<R, 4, Prefetch>;
+  }
+}
+
+template <bool Prefetch>
+TileFn tile_fn(int rows, int panels) {
+  switch (rows) {
+    case 1: return tile_for_panels<1, Prefetch>(panels);
+    case 2: return tile_for_panels<2, Prefetch>(panels);
+    case 3: return tile_for_panels<3, Prefetch>(panels);
+    case 4: return tile_for_panels<4, Prefetch>(panels);
+    case 5: return tile_for_panels<5, Prefetch>(panels);
+    default: return tile_for_panels<6, Prefetch>(panels);
+  }
+}
+
+#endif
+
+}  // namespace
+
+void gemm_packed_reference(const PackedWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs,
+                           size_t panel_begin, size_t panel_end) {
+  PKV_DCHECK(panel_begin <= panel_end && panel_end <= w.num_panels());
+  const size_t in = w.in();
+  for (size_t p = panel_begin; p < panel_end; ++p) {
+    const float* wp = w.panel_data(p);
+    for (size_t t = 0; t < n; ++t) {
+      float values[kGemmPanel];
+      for (size_t j = 0; j < kGemmPanel; ++j) {
+        float acc = 0.0f;
+        for (size_t k = 0; k < in; ++k) acc = std::fma(wp[k * kGemmPanel + j], x[t * ldx + k], acc);
+        values[j] = acc;
+      }
+      store_panel_row(w.panel(p), outs, t, values);
+    }
+  }
+}
+
+size_t gemm_panel_group(size_t n) {
+#if defined(__AVX2__) && defined(__FMA__)
+  const size_t num_tiles = std::max<size_t>(1, (n + kMaxRows - 1) / kMaxRows);
+  return static_cast<size_t>(panels_per_tile(static_cast<int>((n + num_tiles - 1) / num_tiles)));
+#else
+  (void)n;
+  return 1;
+#endif
+}
+
+void gemm_packed(const PackedWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs,
+                 size_t panel_begin, size_t panel_end) {
+  PKV_DCHECK(panel_begin <= panel_end && panel_end <= w.num_panels());
+#if defined(__AVX2__) && defined(__FMA__)
+  if (n == 0) return;
+  // Tokens in tiles of at most 6 rows, as even as possible (32 = 6+6+5+5+5+5, not 6x5+2: a
+  // short tile wastes its share of the loads). Panels outer, tokens inner: a group of panels
+  // stays in L1 while every token tile of the call streams past it; the group is as wide as the
+  // tallest tile leaves accumulator registers for.
+  const size_t num_tiles = (n + kMaxRows - 1) / kMaxRows;
+  const size_t short_rows = n / num_tiles, tall_tiles = n % num_tiles;  // tall: short_rows + 1
+  const size_t group = gemm_panel_group(n);
+  // With one tile (n <= 6) nothing computes between two groups' loads, and prefetching a whole
+  // group ahead only pays while a group is small (stories15M's 55-74 KiB: +10..20% at 1 and 4
+  // tokens; stories110M's 147-196 KiB: -10%); larger groups prefetch themselves.
+  const bool prefetch_next = num_tiles > 1 || group * w.in() * kGemmPanel * sizeof(float) <= kPrefetchGroupBytes;
+  for (size_t p = panel_begin; p < panel_end; p += group) {
+    const int panels = static_cast<int>(std::min(group, panel_end - p));
+    NextGroup next;
+    if (prefetch_next && p + group < panel_end) {
+      next = {w.panel_data(p + group), static_cast<int>(std::min(group, panel_end - p - group)), 0, num_tiles};
+    }
+    size_t t = 0;
+    for (size_t i = 0; i < num_tiles; ++i) {
+      const int rows = static_cast<int>(short_rows + (i < tall_tiles ? 1 : 0));
+      const bool fetch_own = i == 0 && (p == panel_begin || !prefetch_next);
+      const TileFn fn = fetch_own ? tile_fn<true>(rows, panels) : tile_fn<false>(rows, panels);
+      next.first = i;
+      fn(x + t * ldx, ldx, w, p, outs, t, next);
+      t += static_cast<size_t>(rows);
+    }
+  }
+#else
+  gemm_packed_reference(w, x, ldx, n, outs, panel_begin, panel_end);
+#endif
+}
+
+}  // namespace prunekv
