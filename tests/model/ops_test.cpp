@@ -109,5 +109,19 @@ TEST(Ops, SwigluIsSiluOfGateTimesUp) {
   }
 }
 
+// The vector path (full groups of 8 and a tail) over the whole useful range of the gate,
+// including values where exp(-g) would overflow or underflow.
+TEST(Ops, SwigluMatchesDoublePrecisionAcrossTheRange) {
+  const size_t n = 203;
+  std::vector<float> gate(n), up = random_vector(n, 9);
+  for (size_t i = 0; i < n; ++i) gate[i] = -100.0f + 200.0f * float(i) / float(n - 1);
+  const std::vector<float> g0 = gate;
+  swiglu(gate.data(), up.data(), n);
+  for (size_t i = 0; i < n; ++i) {
+    const double g = g0[i], expected = g / (1 + std::exp(-g)) * up[i];
+    EXPECT_NEAR(gate[i], expected, 1e-6 * std::max(1.0, std::abs(expected))) << "g = " << g;
+  }
+}
+
 }  // namespace
 }  // namespace prunekv
