@@ -9,6 +9,7 @@
 #include "common/byte_size.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "model/model_shape.h"
 #include "policies/pruning_policy.h"
 
 #ifndef PRUNEKV_BUILD_TYPE
@@ -70,6 +71,7 @@ EngineConfig EngineOptions::engine_config() const {
   config.max_num_batched_tokens = max_num_batched_tokens;
   config.num_threads = num_threads();
   config.admission = parse_admission_mode(admission);
+  config.kv_dtype = parse_kv_dtype(kv_dtype);
   const auto specs = policy_list();
   // Fail on a bad spec before any model is loaded or any request runs.
   for (const auto& spec : specs) make_pruning_policy(spec);
@@ -98,6 +100,8 @@ void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionS
                   fmt::format("KV pool size, e.g. 512MiB, 2GiB (default {})", kDefaultKvMemory))
       ->excludes(blocks);
   command.add_option("--block-size", options.block_size, "token slots per KV block")->capture_default_str();
+  command.add_option("--kv-dtype", options.kv_dtype, "KV element type: fp32, or fp16 (half the memory)")
+      ->capture_default_str();
   command.add_option("--max-num-seqs", options.max_num_seqs, "running sequences at most")
       ->capture_default_str();
   command.add_option("--max-num-batched-tokens", options.max_num_batched_tokens, "tokens per engine step")

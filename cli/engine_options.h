@@ -32,6 +32,7 @@ struct EngineOptions {
   int threads = 0;              // 0 = every hardware thread
   std::string policy = "full";  // one spec, or a comma list where the command allows
   std::string admission = "pruning-aware";
+  std::string kv_dtype = "fp32";  // KV element type: fp32 or fp16
   uint64_t seed = 0;  // sampling / prompt seed (not the synthetic weights)
 
   // Worker threads actually used (threads, or the hardware's count when 0).

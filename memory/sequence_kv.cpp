@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "memory/half.h"
 
 namespace prunekv {
 
@@ -122,6 +123,24 @@ float* SequenceKv::value(uint32_t layer, uint32_t kv_head, size_t slot) const {
   const uint32_t block_size = layout().block_size;
   auto* data = reinterpret_cast<float*>(pool_->block_data(l.blocks[slot / block_size]));
   return data + (size_t{block_size} + slot % block_size) * layout().head_dim;
+}
+
+void SequenceKv::write_kv(uint32_t layer, uint32_t kv_head, size_t slot, const float* k, const float* v) const {
+  PKV_CHECK(pool_->has_storage(), "write_kv() on a count-only pool");
+  const List& l = list(layer, kv_head);
+  PKV_DCHECK(slot < l.positions.size(), "slot {} of {}", slot, l.positions.size());
+  const KvLayout& geometry = layout();
+  const BlockGeometry block(geometry);
+  std::byte* data = pool_->block_data(l.blocks[slot / geometry.block_size]);
+  std::byte* k_dst = data + (slot % geometry.block_size) * block.row_bytes;
+  std::byte* v_dst = k_dst + block.values_offset;
+  if (geometry.dtype == KvDtype::kF16) {
+    floats_to_halves(reinterpret_cast<uint16_t*>(k_dst), k, geometry.head_dim);
+    floats_to_halves(reinterpret_cast<uint16_t*>(v_dst), v, geometry.head_dim);
+  } else {
+    std::memcpy(k_dst, k, block.row_bytes);
+    std::memcpy(v_dst, v, block.row_bytes);
+  }
 }
 
 float* SequenceKv::slot_stats(uint32_t layer, uint32_t kv_head, size_t slot) {

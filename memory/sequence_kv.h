@@ -47,6 +47,9 @@ class SequenceKv {
   // f32 KV: head_dim floats of K / V for one slot. Requires a pool with storage.
   float* key(uint32_t layer, uint32_t kv_head, size_t slot) const;
   float* value(uint32_t layer, uint32_t kv_head, size_t slot) const;
+  // Stores head_dim floats of K and of V into one slot in the pool's element type (f16 rounds to
+  // nearest). Requires a pool with storage.
+  void write_kv(uint32_t layer, uint32_t kv_head, size_t slot, const float* k, const float* v) const;
 
   uint32_t stats_group() const { return stats_group_; }
   bool has_stats() const { return stats_group_ != 0; }

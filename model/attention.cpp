@@ -11,6 +11,7 @@
 #endif
 
 #include "common/check.h"
+#include "memory/half.h"
 #include "memory/slot_stats.h"
 #include "model/simd_exp.h"
 
@@ -350,17 +351,17 @@ PagedAttention::PagedAttention(uint32_t num_heads, uint32_t num_kv_heads, uint32
       scale_(1.0f / std::sqrt(static_cast<float>(head_dim))),
       tile_tokens_(std::max<size_t>(1, kTileRows / std::max<uint32_t>(group_, 1))),
       scratch_(std::max<size_t>(num_workers, 1)),
-      block_data_(scratch_.size()) {
+      block_data_(scratch_.size()),
+      widened_(scratch_.size()) {
   PKV_CHECK(num_kv_heads > 0 && num_heads % num_kv_heads == 0, "{} query heads over {} KV heads",
             num_heads, num_kv_heads);
 }
 
 void PagedAttention::reserve(const StepBatch& batch) {
-  size_t longest = 0, most_blocks = 0;
+  size_t longest = 0, most_blocks = 0, widest = 0;
   for (const StepSequence& seq : batch.seqs) {
     const KvLayout& layout = seq.kv->layout();
-    PKV_CHECK(layout.dtype == KvDtype::kF32 && layout.head_dim == head_dim_ &&
-                  layout.num_kv_heads == num_kv_heads_,
+    PKV_CHECK(layout.head_dim == head_dim_ && layout.num_kv_heads == num_kv_heads_,
               "KV layout (dtype {}, head_dim {}, {} KV heads) does not match the model ({}, {})",
               to_string(layout.dtype), layout.head_dim, layout.num_kv_heads, head_dim_, num_kv_heads_);
     PKV_CHECK(!seq.stats || seq.kv->stats_group() == group_,
@@ -373,11 +374,16 @@ void PagedAttention::reserve(const StepBatch& batch) {
                   layer, h, slots, seq.num_tokens);
         longest = std::max(longest, slots);
         most_blocks = std::max(most_blocks, seq.kv->blocks(layer, h).size());
+        if (layout.dtype == KvDtype::kF16)
+          widest = std::max(widest, seq.kv->blocks(layer, h).size() * 2 * layout.block_size * head_dim_);
       }
     }
   }
   if (most_blocks > block_data_[0].size()) {
     for (auto& b : block_data_) b.resize(most_blocks);
+  }
+  if (widest > widened_[0].size()) {
+    for (auto& w : widened_) w.resize(widest);
   }
   if (longest <= scratch_slots_) return;
   scratch_slots_ = longest;
@@ -385,15 +391,33 @@ void PagedAttention::reserve(const StepBatch& batch) {
   for (auto& s : scratch_) s.resize(tile_tokens_ * group_ * (row_stride_ + 1));  // + the rows' 1 / sums
 }
 
-void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, float* scores) noexcept {
+void PagedAttention::gather_blocks(const SequenceKv& kv, uint32_t layer, uint32_t kv_head, size_t worker) noexcept {
+  const std::span<const BlockId> ids = kv.blocks(layer, kv_head);
+  const float** block_data = block_data_[worker].data();
+  const BlockPool& pool = kv.pool();
+  if (kv.layout().dtype == KvDtype::kF32) {
+    for (size_t b = 0; b < ids.size(); ++b) block_data[b] = reinterpret_cast<const float*>(pool.block_data(ids[b]));
+    return;
+  }
+  const size_t block_floats = 2 * size_t{kv.layout().block_size} * head_dim_;  // K then V
+  float* widened = widened_[worker].data();
+  for (size_t b = 0; b < ids.size(); ++b) {
+    halves_to_floats(widened + b * block_floats, reinterpret_cast<const uint16_t*>(pool.block_data(ids[b])),
+                     block_floats);
+    block_data[b] = widened + b * block_floats;
+  }
+}
+
+void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, size_t worker) noexcept {
   const StepSequence& seq = args.batch->seqs[item / num_kv_heads_];
   const auto kv_head = static_cast<uint32_t>(item % num_kv_heads_);
   SequenceKv& kv = *seq.kv;
-  const BlockPool& pool = kv.pool();
+  float* scores = scratch_[worker].data();
+  gather_blocks(kv, args.layer, kv_head, worker);
+  const float* const* block_data = block_data_[worker].data();
   const size_t block_size = kv.layout().block_size;
   const size_t hd = head_dim_;
   const size_t row = size_t{num_heads_} * hd;  // q / out stride per token
-  const std::span<const BlockId> blocks = kv.blocks(args.layer, kv_head);
   const size_t num_slots = kv.num_slots(args.layer, kv_head);
   const size_t n = seq.num_tokens;
 
@@ -407,7 +431,7 @@ void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, 
 
     // Pass 1: scaled scores, block by block (K[block_size][head_dim] at the block's start).
     for (size_t b = 0, slot = 0; slot < visible; ++b) {
-      const auto* k = reinterpret_cast<const float*>(pool.block_data(blocks[b]));
+      const float* k = block_data[b];
       const size_t count = std::min(block_size, visible - slot);
       for (size_t j = 0; j < count; ++j, ++slot) {
         for (size_t g = 0; g < group_; ++g) {
@@ -430,7 +454,7 @@ void PagedAttention::run_item_reference(const AttentionArgs& args, size_t item, 
     // Pass 2: out = sum_j p_j V_j (V[block_size][head_dim] follows K in each block).
     for (size_t g = 0; g < group_; ++g) std::fill(out + g * hd, out + (g + 1) * hd, 0.0f);
     for (size_t b = 0, slot = 0; slot < visible; ++b) {
-      const float* v = reinterpret_cast<const float*>(pool.block_data(blocks[b])) + block_size * hd;
+      const float* v = block_data[b] + block_size * hd;
       const size_t count = std::min(block_size, visible - slot);
       for (size_t j = 0; j < count; ++j, ++slot) {
         for (size_t g = 0; g < group_; ++g) {
@@ -481,21 +505,18 @@ void PagedAttention::record_stats(const AttentionArgs& args, const StepSequence&
   }
 }
 
-void PagedAttention::run_item(const AttentionArgs& args, size_t item, float* scores,
-                              const float** block_data) noexcept {
+void PagedAttention::run_item(const AttentionArgs& args, size_t item, size_t worker) noexcept {
   if constexpr (!kHaveAvx2) {
-    (void)block_data;
-    run_item_reference(args, item, scores);
+    run_item_reference(args, item, worker);
   } else {
 #if defined(__AVX2__) && defined(__FMA__)
-  if (head_dim_ % 8 != 0) return run_item_reference(args, item, scores);
+  if (head_dim_ % 8 != 0) return run_item_reference(args, item, worker);
   const StepSequence& seq = args.batch->seqs[item / num_kv_heads_];
   const auto kv_head = static_cast<uint32_t>(item % num_kv_heads_);
   SequenceKv& kv = *seq.kv;
-  const std::span<const BlockId> ids = kv.blocks(args.layer, kv_head);
-  for (size_t b = 0; b < ids.size(); ++b)
-    block_data[b] = reinterpret_cast<const float*>(kv.pool().block_data(ids[b]));
-  const KvBlocks blocks{block_data, kv.layout().block_size, head_dim_};
+  float* scores = scratch_[worker].data();
+  gather_blocks(kv, args.layer, kv_head, worker);
+  const KvBlocks blocks{block_data_[worker].data(), kv.layout().block_size, head_dim_};
   const size_t hd = head_dim_;
   const size_t row = size_t{num_heads_} * hd;
   const size_t num_slots = kv.num_slots(args.layer, kv_head);
@@ -555,15 +576,12 @@ void PagedAttention::run_item(const AttentionArgs& args, size_t item, float* sco
 void PagedAttention::run_range(const AttentionArgs& args, size_t begin, size_t end,
                                size_t worker) noexcept {
   PKV_DCHECK(worker < scratch_.size());
-  float* scores = scratch_[worker].data();
-  const float** block_data = block_data_[worker].data();
-  for (size_t item = begin; item < end; ++item) run_item(args, item, scores, block_data);
+  for (size_t item = begin; item < end; ++item) run_item(args, item, worker);
 }
 
 void PagedAttention::run_reference(const AttentionArgs& args) {
   PKV_DCHECK(!scratch_.empty());
-  float* scores = scratch_[0].data();
-  for (size_t item = 0; item < num_work_items(*args.batch); ++item) run_item_reference(args, item, scores);
+  for (size_t item = 0; item < num_work_items(*args.batch); ++item) run_item_reference(args, item, 0);
 }
 
 void PagedAttention::run_serial(const AttentionArgs& args) {

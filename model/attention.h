@@ -53,9 +53,13 @@ class PagedAttention {
   // Every row is computed by the same operations in the same order whatever its tile (decode
   // included), so a token's output does not depend on the tokens sharing its step.
   // Otherwise the reference.
-  // block_data: room for the data pointers of the longest list (reserve() sizes it).
-  void run_item(const AttentionArgs& args, size_t item, float* scores, const float** block_data) noexcept;
-  void run_item_reference(const AttentionArgs& args, size_t item, float* scores) noexcept;
+  // `worker` picks the scratch: scores, block pointers, widened blocks.
+  void run_item(const AttentionArgs& args, size_t item, size_t worker) noexcept;
+  void run_item_reference(const AttentionArgs& args, size_t item, size_t worker) noexcept;
+  // Points block_data_[worker] at the f32 K/V of each block of one list: the pool's blocks
+  // themselves for an f32 cache; for an f16 cache, f32 copies widened into widened_[worker]
+  // (both kernels then read f32, and the pool holds half the bytes).
+  void gather_blocks(const SequenceKv& kv, uint32_t layer, uint32_t kv_head, size_t worker) noexcept;
   // The G softmax rows of `token`: query head g's probabilities are probs[g * stride + j] *
   // inv_sum[g] (inv_sum null: probs are normalised).
   void record_stats(const AttentionArgs& args, const StepSequence& seq, uint32_t kv_head, size_t token,
@@ -72,6 +76,7 @@ class PagedAttention {
   // per worker: scores [tile_tokens_ * G][row_stride_], then the rows' 1 / sums [tile_tokens_ * G]
   std::vector<std::vector<float>> scratch_;
   std::vector<std::vector<const float*>> block_data_;  // per worker: one list's block pointers
+  std::vector<std::vector<float>> widened_;            // per worker: an f16 list's blocks as f32
 };
 
 }  // namespace prunekv

@@ -224,8 +224,7 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
           const size_t t = seq.first_token + i;
           const float* k_src = s.k.data() + t * kv_dim + h * hd;
           const float* v_src = s.v.data() + t * kv_dim + h * hd;
-          std::memcpy(seq.kv->key(l, h, first_slot + i), k_src, hd * sizeof(float));
-          std::memcpy(seq.kv->value(l, h, first_slot + i), v_src, hd * sizeof(float));
+          seq.kv->write_kv(l, h, first_slot + i, k_src, v_src);
         }
       }
     }

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
+#include "memory/half.h"
 #include "tests/testing/kv_invariants.h"
 
 namespace prunekv {
@@ -104,6 +108,34 @@ TEST(SequenceKv, ScriptedAppendAllocatesAtBlockBoundariesAllOrNothing) {
   EXPECT_EQ(pool.num_used_blocks(), 0u);
   EXPECT_EQ(seq.num_slots_total(), 0u);
   EXPECT_EQ(seq.num_blocks(), 0u);
+}
+
+TEST(SequenceKv, WriteKvStoresF32ExactlyAndF16RoundedToNearest) {
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16}) {
+    const KvLayout layout{2, 2, 8, 4, dtype};
+    BlockPool pool(layout, 16);
+    SequenceKv seq(pool);
+    ASSERT_TRUE(seq.append(std::vector<Pos>{0, 1, 2, 3, 4, 5}));
+    std::vector<float> k(8), v(8);
+    for (size_t i = 0; i < 8; ++i) {
+      k[i] = 0.1f * float(i) - 0.3f;  // not exact in f16
+      v[i] = 1000.0f + float(i);      // exact in f16 (11 significant bits)
+    }
+    seq.write_kv(1, 1, 5, k.data(), v.data());  // slot 5: block 1, offset 1
+    const std::byte* block = pool.block_data(seq.blocks(1, 1)[1]);
+    const size_t elem = kv_dtype_bytes(dtype), row = 8 * elem;
+    std::vector<float> k_back(8), v_back(8);
+    if (dtype == KvDtype::kF32) {
+      std::memcpy(k_back.data(), block + row, row);
+      std::memcpy(v_back.data(), block + 4 * row + row, row);
+      EXPECT_EQ(k_back, k);
+    } else {
+      halves_to_floats(k_back.data(), reinterpret_cast<const uint16_t*>(block + row), 8);
+      halves_to_floats(v_back.data(), reinterpret_cast<const uint16_t*>(block + 4 * row + row), 8);
+      for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(k_back[i], k[i], 1e-3f * std::max(1.0f, std::fabs(k[i])));
+    }
+    EXPECT_EQ(v_back, v);
+  }
 }
 
 TEST(SequenceKv, DropRangeUnlinksCoveredBlocksOfOneLayerWithoutMovingData) {

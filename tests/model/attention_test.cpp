@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "memory/block_pool.h"
+#include "memory/half.h"
 #include "memory/sequence_kv.h"
 #include "tests/testing/paged_runner.h"
 #include "tests/testing/random_model.h"
@@ -134,10 +135,12 @@ void fill_random_kv(SequenceKv& kv, std::mt19937_64& rng) {
   for (uint32_t l = 0; l < layout.num_layers; ++l) {
     for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
       for (size_t slot = 0; slot < kv.num_slots(l, h); ++slot) {
+        std::vector<float> k(layout.head_dim), v(layout.head_dim);
         for (size_t i = 0; i < layout.head_dim; ++i) {
-          kv.key(l, h, slot)[i] = dist(rng);
-          kv.value(l, h, slot)[i] = dist(rng);
+          k[i] = dist(rng);
+          v[i] = dist(rng);
         }
+        kv.write_kv(l, h, slot, k.data(), v.data());
       }
     }
   }
@@ -258,6 +261,51 @@ TEST(PagedAttention, TiledKernelMatchesTheReferenceAcrossShapes) {
       ASSERT_FALSE(std::isnan(serial[i])) << "element " << i;
       ASSERT_NEAR(serial[i], reference[i], 2e-5f * (1.0f + std::fabs(reference[i])))
           << (i < q.size() ? "output " : "statistic ") << i;
+    }
+  }
+}
+
+// An f16 cache holding values that f16 represents exactly must give the same bits as an f32
+// cache holding them: the kernels widen f16 blocks and then run the f32 path unchanged.
+TEST(PagedAttention, HalfPrecisionCacheReadsAsTheSameValues) {
+  for (const uint32_t head_dim : {8u, 64u}) {
+    SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim);
+    KvLayout layout32 = one_layer(head_dim, 16), layout16 = layout32;
+    layout16.dtype = KvDtype::kF16;
+    BlockPool pool32(layout32, 64), pool16(layout16, 64);
+    EXPECT_EQ(layout16.bytes_per_block() * 2, layout32.bytes_per_block());
+    const uint32_t group = 2, heads = 2 * group;
+    std::mt19937_64 rng(21);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    SequenceKv a32(pool32, group), a16(pool16, group), b32(pool32, group), b16(pool16, group);
+    StepBatch batch32, batch16;
+    // A 37-token prefill after 20 earlier slots, and a decode token after 70.
+    for (auto [kv32, kv16, before, step] : {std::tuple{&a32, &a16, 20, 37}, std::tuple{&b32, &b16, 70, 1}}) {
+      std::vector<Pos> positions(size_t(before + step));
+      for (size_t p = 0; p < positions.size(); ++p) positions[p] = Pos(p);
+      ASSERT_TRUE(kv32->append(positions));
+      ASSERT_TRUE(kv16->append(positions));
+      for (uint32_t h = 0; h < 2; ++h) {
+        for (size_t slot = 0; slot < positions.size(); ++slot) {
+          std::vector<float> kv(2 * head_dim);
+          std::vector<uint16_t> halves(kv.size());
+          for (float& x : kv) x = dist(rng);
+          floats_to_halves(halves.data(), kv.data(), kv.size());
+          halves_to_floats(kv.data(), halves.data(), kv.size());  // now exact in f16
+          kv32->write_kv(0, h, slot, kv.data(), kv.data() + head_dim);
+          kv16->write_kv(0, h, slot, kv.data(), kv.data() + head_dim);
+        }
+      }
+      const std::vector<TokenId> tokens(size_t(step), 0);
+      batch32.add(kv32, tokens, Pos(before), true, StatsRequest{Pos(before + step), 8});
+      batch16.add(kv16, tokens, Pos(before), true, StatsRequest{Pos(before + step), 8});
+    }
+    const auto q = random_queries(batch32, heads, head_dim, 5);
+    for (const Kernel kernel : {Kernel::kSerial, Kernel::kParallel, Kernel::kReference}) {
+      const auto out32 = run_attention(kernel, batch32, q, heads);
+      const auto out16 = run_attention(kernel, batch16, q, heads);
+      ASSERT_EQ(out32.size(), out16.size());
+      EXPECT_EQ(0, std::memcmp(out32.data(), out16.data(), out32.size() * sizeof(float)));
     }
   }
 }
