@@ -81,7 +81,7 @@ TEST_F(EngineGolden, RepeatedPreemptionsOnATinyPoolStillGiveTheGoldenTokens) {
 }
 
 // fp16 KV rounds every K/V element (relative error up to 2^-11), so near-tie logits may flip:
-// it must keep most golden outputs exact and stay close on the rest. Measured: 55 of 60.
+// it must keep most golden outputs exact. Measured: 56 of 60 (fp32: 60 of 60).
 TEST_F(EngineGolden, HalfPrecisionKvKeepsMostGoldenOutputsExact) {
   TransformerRunner runner(*model_, 2);
   EngineConfig config;
