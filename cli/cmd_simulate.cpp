@@ -6,7 +6,6 @@
 #include <fmt/os.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +18,7 @@
 #include "cli/workload.h"
 #include "common/byte_size.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "common/log.h"
 #include "model/cost_model.h"
 #include "model/cpu_calibration.h"
@@ -205,9 +205,7 @@ void write_plot(const std::string& path, const std::vector<SimulationResult>& re
 // `cpu` times this engine running the simulated model itself when it can be built here (a
 // synthetic shape or a model file); a named large shape is calibrated on synthetic:stories15M.
 DeviceProfile simulation_device(const SimulateOptions& o) {
-  std::string lowered = o.device;
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  if (lowered != "cpu") return device_profile(o.device);
+  if (to_lower_ascii(o.device) != "cpu") return device_profile(o.device);
   std::error_code ec;
   std::string spec = o.model_shape;
   if (!spec.starts_with("synthetic:") && !std::filesystem::is_regular_file(spec, ec)) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace prunekv::cli {
 namespace {
@@ -59,8 +60,7 @@ std::vector<std::string> paper_budget_models() {
 }
 
 const PaperBudgetProfile& paper_budget_profile(std::string_view model) {
-  std::string wanted(model);
-  std::transform(wanted.begin(), wanted.end(), wanted.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  const std::string wanted = to_lower_ascii(model);
   for (const auto& profile : profiles())
     if (profile.model == wanted) return profile;
   throw ConfigError(fmt::format("paper budget profile '{}': expected one of {}", model, fmt::join(paper_budget_models(), ", ")));

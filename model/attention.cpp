@@ -62,9 +62,6 @@ inline __m128 dot4(const float* q, const float* k0, const float* k1, const float
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
 
-// exp(x) for the softmax's x <= 0: the shared kernel (its upper clamp never applies here).
-inline __m256 exp_nonpositive(__m256 x) { return simd::exp(x); }
-
 // s[0, n) = exp(s - max(s)), the softmax before normalisation: exact max, vector exp, 8-lane
 // sum in a fixed order. Returns 1 / sum: the probabilities are s[j] * (1 / sum).
 inline float softmax_unnormalized(float* s, size_t n) {
@@ -84,12 +81,12 @@ inline float softmax_unnormalized(float* s, size_t n) {
   const __m256 m = _mm256_set1_ps(max_score);
   __m256 sv = _mm256_setzero_ps();
   for (size_t j = 0; j < n8; j += 8) {
-    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
     _mm256_storeu_ps(s + j, e);
     sv = _mm256_add_ps(sv, e);
   }
   if (n8 < n) {
-    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_maskload_ps(s + n8, tail), m));
+    const __m256 e = simd::exp(_mm256_sub_ps(_mm256_maskload_ps(s + n8, tail), m));
     _mm256_maskstore_ps(s + n8, tail, e);
     sv = _mm256_add_ps(sv, _mm256_and_ps(e, tail_ps));
   }

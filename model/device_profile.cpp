@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
 
@@ -37,12 +38,6 @@ const std::vector<DeviceProfile>& named_profiles() {
       {"H200", 989e12, 4.8e12, 141 * kGB, 2e-3, 2},
   };
   return profiles;
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 double measure_sgemm_flops(double seconds) {
@@ -174,9 +169,9 @@ DeviceProfile calibrate_cpu_profile(double target_seconds) {
 }
 
 DeviceProfile device_profile(std::string_view name_or_path) {
-  const std::string wanted = lower(name_or_path);
+  const std::string wanted = to_lower_ascii(name_or_path);
   for (const auto& profile : named_profiles())
-    if (lower(profile.name) == wanted) return profile;
+    if (to_lower_ascii(profile.name) == wanted) return profile;
   if (wanted == "cpu") return calibrate_cpu_profile();
   const std::string path(name_or_path);
   std::error_code ec;

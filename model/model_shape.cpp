@@ -12,6 +12,7 @@
 
 #include "common/check.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "model/mapped_file.h"
 #include "model/model.h"
 
@@ -32,12 +33,6 @@ constexpr std::array kNamedShapes = {
     NamedShape{"Mistral-7B", 32, 4096, 32, 8, 128, 14336, 32768, 32768, 1000000.0f},
     NamedShape{"Qwen2.5-7B", 28, 3584, 28, 4, 128, 18944, 152064, 32768, 1000000.0f},
 };
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 ModelConfig to_config(const NamedShape& shape) {
   PKV_CHECK(shape.dim == shape.num_heads * shape.head_dim, "{}: dim != heads x head_dim", shape.name);
@@ -251,9 +246,9 @@ ModelConfig read_model_shape_from_file(const std::string& path) {
 }
 
 ModelConfig model_shape(std::string_view name_or_path) {
-  const std::string wanted = lower(name_or_path);
+  const std::string wanted = to_lower_ascii(name_or_path);
   for (const auto& shape : kNamedShapes)
-    if (lower(shape.name) == wanted) return to_config(shape);
+    if (to_lower_ascii(shape.name) == wanted) return to_config(shape);
   // Synthetic models are built at their exact shapes; their weights are small enough to make.
   if (name_or_path.starts_with("synthetic:")) return load_model(name_or_path)->config;
   std::error_code ec;
@@ -264,7 +259,7 @@ ModelConfig model_shape(std::string_view name_or_path) {
 }
 
 KvDtype parse_kv_dtype(std::string_view text) {
-  const std::string t = lower(text);
+  const std::string t = to_lower_ascii(text);
   if (t == "fp32" || t == "f32") return KvDtype::kF32;
   if (t == "fp16" || t == "f16") return KvDtype::kF16;
   throw ConfigError(fmt::format("KV dtype '{}': expected fp32 or fp16", text));
