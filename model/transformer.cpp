@@ -29,7 +29,9 @@ namespace {
 // small to pay for a task at all runs inline.
 constexpr size_t kGemmXBytesPerTask = 256 * 1024;   // x rows per task: 256 KiB of them
 constexpr size_t kGemmWeightsPerTask = 64 * 1024;   // ~256 KiB of W per task
-constexpr size_t kGemmInlineMacs = 256 * 1024;      // below this, one call on the engine thread
+// Below this many multiply-adds a product or a layer's attention runs on the engine thread:
+// waking a worker costs more than it saves (stories260K decoded 2x slower on two threads).
+constexpr size_t kInlineMacs = 256 * 1024;
 
 // How a product is cut into (token block, panel chunk) tasks.
 struct GemmSplit {
@@ -59,6 +61,14 @@ GemmSplit gemm_split(const PackedWeights& w, size_t n, size_t threads) {
   return split;
 }
 
+// Multiply-adds of one layer's attention (scores and weighted sum over every visible slot), as
+// an estimate from the first KV head's slot count: per-head pruning changes it only a little.
+size_t attention_macs(const StepBatch& batch, uint32_t layer, const ModelConfig& c) {
+  size_t slots = 0;
+  for (const StepSequence& seq : batch.seqs) slots += seq.num_tokens * seq.kv->num_slots(layer, 0);
+  return 2 * slots * c.num_heads * c.head_dim();
+}
+
 void add_in_place(float* x, const float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] += y[i];
 }
@@ -78,7 +88,7 @@ struct Transformer::Impl {
     PKV_CHECK(outs.size() == w.num_parts() && outs.size() <= kMaxParts, "{} outputs for {} parts", outs.size(),
               w.num_parts());
     const size_t in = w.in();
-    if (n * w.macs_per_token() < kGemmInlineMacs) {
+    if (n * w.macs_per_token() < kInlineMacs) {
       gemm_packed(w, x, in, n, outs.begin(), 0, w.num_panels());
       return;
     }
@@ -230,7 +240,7 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
     }
 
     const AttentionArgs args{&batch, l, s.q.data(), s.att.data()};
-    if (s.num_threads == 1) {
+    if (s.num_threads == 1 || attention_macs(batch, l, c) < kInlineMacs) {
       s.attention.run_serial(args);
     } else {
       s.attention.run_parallel(args, s.arena);
