@@ -38,7 +38,7 @@ std::optional<std::string> BatchedBench::skip_reason(const BatchedBenchCase& c) 
 
 BatchedBenchResult BatchedBench::run(const BatchedBenchCase& c) {
   PKV_CHECK(!skip_reason(c), "batched-bench case PP={} TG={} B={} cannot run", c.pp, c.tg, c.batch);
-  const KvLayout layout = model_.config.kv_layout(options_.block_size);
+  const KvLayout layout = model_.config.kv_layout(options_.block_size, options_.kv_dtype);
   // Exactly what B sequences of pp + tg tokens need: every list of every sequence.
   BlockPool pool(layout, size_t{c.batch} * layout.num_lists() * layout.blocks_for_slots(c.pp + c.tg));
   std::vector<std::unique_ptr<SequenceKv>> seqs;
@@ -127,6 +127,7 @@ std::string batched_bench_jsonl_row(const BatchedBenchResult& r, const BatchedBe
   const nlohmann::ordered_json row = {{"n_batch", options.n_batch},
                                       {"n_threads", options.num_threads},
                                       {"block_size", options.block_size},
+                                      {"kv_dtype", to_string(options.kv_dtype)},
                                       {"pp", r.c.pp},
                                       {"tg", r.c.tg},
                                       {"pl", r.c.batch},

@@ -36,6 +36,7 @@ struct BatchedBenchResult {
 struct BatchedBenchOptions {
   int num_threads = 1;
   uint32_t block_size = 16;
+  KvDtype kv_dtype = KvDtype::kF32;
   size_t n_batch = 2048;  // tokens per prefill step at most (llama.cpp -b)
   uint64_t seed = 0;      // the token ids fed
 };

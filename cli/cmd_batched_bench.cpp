@@ -12,6 +12,7 @@
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
 #include "common/log.h"
+#include "model/model_shape.h"
 
 namespace prunekv::cli {
 namespace {
@@ -24,6 +25,7 @@ struct BatchedBenchArgs {
   std::vector<uint32_t> npl{1, 4, 16};
   int threads = 0;
   uint32_t block_size = kDefaultBlockSize;
+  std::string kv_dtype = "fp32";
   size_t n_batch = 2048;
   uint64_t seed = 0;
   std::string output_format = "md";
@@ -40,6 +42,7 @@ int run_batched_bench(const BatchedBenchArgs& args) {
   BatchedBenchOptions options;
   options.num_threads = engine.num_threads();
   options.block_size = args.block_size;
+  options.kv_dtype = parse_kv_dtype(args.kv_dtype);
   options.n_batch = args.n_batch;
   options.seed = args.seed;
   BatchedBench bench(*model, options);
@@ -49,10 +52,11 @@ int run_batched_bench(const BatchedBenchArgs& args) {
     std::printf(
         "prunekv batched-bench: build %s, model %s (%s, %.2fM params, context %u), n_batch = %zu, n_threads "
         "= %d, "
-        "block_size = %u, kv f32\n\n%s",
+        "block_size = %u, kv %s\n\n%s",
         build_type(), model->config.name.c_str(), model->file_type.c_str(),
         double(model->config.num_weight_params()) / 1e6, model->config.context_length, options.n_batch,
-        options.num_threads, options.block_size, batched_bench_md_header().c_str());
+        options.num_threads, options.block_size, to_string(options.kv_dtype).c_str(),
+        batched_bench_md_header().c_str());
     std::fflush(stdout);
   }
   bench.warm_up();
@@ -93,6 +97,8 @@ Command batched_bench_command() {
             ->capture_default_str();
         cmd->add_option("--threads,-t", args->threads, "worker threads (default: all hardware threads)");
         cmd->add_option("--block-size", args->block_size, "token slots per KV block")->capture_default_str();
+        cmd->add_option("--kv-dtype", args->kv_dtype, "KV element type: fp32, or fp16 (half the memory)")
+            ->capture_default_str();
         cmd->add_option("--batch-size,-b", args->n_batch,
                         "tokens per prefill step at most (llama.cpp's n_batch)")
             ->capture_default_str()

@@ -49,6 +49,7 @@ TEST(BatchedBench, JsonlHasLlamaFieldNames) {
   EXPECT_EQ(row["pl"], 4);
   EXPECT_EQ(row["n_kv"], 640);
   EXPECT_EQ(row["n_threads"], 2);
+  EXPECT_EQ(row["kv_dtype"], "f32");
 }
 
 TEST(BatchedBench, RunsACaseAndSkipsOnesBeyondTheContext) {
@@ -62,6 +63,17 @@ TEST(BatchedBench, RunsACaseAndSkipsOnesBeyondTheContext) {
   EXPECT_EQ(r.n_kv(), 54u);
   EXPECT_GT(r.t_pp, 0.0);
   EXPECT_GT(r.t_tg, 0.0);
+}
+
+TEST(BatchedBench, RunsOnAHalfPrecisionCache) {
+  const auto model = load_model("synthetic:stories260K");
+  BatchedBenchOptions options;
+  options.kv_dtype = KvDtype::kF16;
+  BatchedBench bench(*model, options);
+  const BatchedBenchResult r = bench.run({24, 3, 2});
+  EXPECT_EQ(r.n_kv(), 54u);
+  EXPECT_GT(r.t_tg, 0.0);
+  EXPECT_EQ(nlohmann::json::parse(batched_bench_jsonl_row(r, options))["kv_dtype"], "f16");
 }
 
 }  // namespace
