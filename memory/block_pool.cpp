@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <new>
 
 #include "common/check.h"
 #include "common/error.h"
+#include "common/large_buffer.h"
 #include "memory/block_pool_core.h"
 
 namespace prunekv {
@@ -18,10 +18,6 @@ struct BlockPool::Impl {
   detail::BlockPoolCore<detail::AtomicFreeStack> core;
 };
 
-namespace {
-constexpr std::align_val_t kArenaAlignment{64};  // a cache line; also what AVX-512 loads want
-}  // namespace
-
 BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
     : layout_(layout), num_blocks_(num_blocks) {
   layout_.validate();
@@ -30,14 +26,14 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
   impl_ = std::make_unique<Impl>(num_blocks);
   if (storage == Storage::kArena) {
     // Never touched here: the OS maps pages as blocks are first written.
-    const size_t bytes = std::max<size_t>(num_blocks * layout_.bytes_per_block(), 64);
-    arena_ = static_cast<std::byte*>(::operator new(bytes, kArenaAlignment));
+    arena_allocated_ = std::max<size_t>(num_blocks * layout_.bytes_per_block(), 64);
+    arena_ = allocate_large(arena_allocated_);
   }
 }
 
 BlockPool::~BlockPool() {
   const size_t in_use = num_used_blocks();
-  if (arena_) ::operator delete(arena_, kArenaAlignment);
+  if (arena_) free_large(arena_, arena_allocated_);
   PKV_CHECK(in_use == 0, "block pool destroyed with {} of {} blocks still in use (a leak)", in_use, num_blocks_);
 }
 

@@ -7,17 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <new>
 
 #include "common/check.h"
+#include "common/large_buffer.h"
 
 namespace prunekv {
 
-namespace {
-constexpr std::align_val_t kAlign{64};
-}  // namespace
-
-void PackedWeights::AlignedFree::operator()(float* p) const { ::operator delete[](p, kAlign); }
 
 PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(in) {
   PKV_CHECK(!parts.empty() && in > 0, "{} parts of in = {}", parts.size(), in);
@@ -31,7 +26,8 @@ PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(i
     }
   }
   const size_t panel_floats = in_ * kGemmPanel;
-  data_.reset(static_cast<float*>(::operator new[](panels_.size() * panel_floats * sizeof(float), kAlign)));
+  const size_t bytes = panels_.size() * panel_floats * sizeof(float);
+  data_ = std::unique_ptr<float[], LargeFree>(reinterpret_cast<float*>(allocate_large(bytes)), LargeFree{bytes});
   // Panel by panel, k-blocked so both the 16 source rows and the destination stay in L1.
   constexpr size_t kBlock = 64;
   for (size_t p = 0; p < panels_.size(); ++p) {

@@ -20,6 +20,8 @@
 #include <span>
 #include <vector>
 
+#include "common/large_buffer.h"
+
 namespace prunekv {
 
 inline constexpr size_t kGemmPanel = 16;
@@ -62,13 +64,10 @@ class PackedWeights {
   const float* panel_data(size_t p) const { return data_.get() + p * in_ * kGemmPanel; }
 
  private:
-  struct AlignedFree {
-    void operator()(float* p) const;
-  };
   size_t in_ = 0;
   std::vector<size_t> part_out_;
   std::vector<Panel> panels_;
-  std::unique_ptr<float[], AlignedFree> data_;
+  std::unique_ptr<float[], LargeFree> data_;  // allocate_large: huge pages
 };
 
 // For the panels [panel_begin, panel_end) of w: outs[part].y[t * ldy + o] =

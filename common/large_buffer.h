@@ -1,0 +1,25 @@
+#pragma once
+// Allocation of the big long-lived buffers (the KV arena, packed weights) on transparent huge
+// pages where Linux offers them per mapping (THP "madvise" mode, Debian's default). A decode
+// step touches KV blocks scattered over the whole arena; with 4 KiB pages nearly every block
+// is a TLB miss and a page walk, with 2 MiB pages one entry covers 256-512 blocks.
+#include <cstddef>
+
+namespace prunekv {
+
+// Uninitialised, never touched here (pages are mapped on first write), aligned to 64 bytes and,
+// from 2 MiB on, to 2 MiB. Throws std::bad_alloc like operator new.
+std::byte* allocate_large(size_t bytes);
+// Frees what allocate_large(bytes) returned; the same `bytes` must be passed back.
+void free_large(std::byte* p, size_t bytes) noexcept;
+
+// Deleter for a std::unique_ptr<T[], LargeFree> over allocate_large(bytes).
+struct LargeFree {
+  size_t bytes = 0;
+  template <typename T>
+  void operator()(T* p) const noexcept {
+    free_large(reinterpret_cast<std::byte*>(p), bytes);
+  }
+};
+
+}  // namespace prunekv
