@@ -13,7 +13,6 @@
 
 namespace prunekv {
 
-
 PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(in) {
   PKV_CHECK(!parts.empty() && in > 0, "{} parts of in = {}", parts.size(), in);
   for (size_t i = 0; i < parts.size(); ++i) {
