@@ -359,8 +359,8 @@ void PagedAttention::reserve(const StepBatch& batch) {
   for (const StepSequence& seq : batch.seqs) {
     const KvLayout& layout = seq.kv->layout();
     PKV_CHECK(layout.head_dim == head_dim_ && layout.num_kv_heads == num_kv_heads_,
-              "KV layout (dtype {}, head_dim {}, {} KV heads) does not match the model ({}, {})",
-              to_string(layout.dtype), layout.head_dim, layout.num_kv_heads, head_dim_, num_kv_heads_);
+              "KV layout (head_dim {}, {} KV heads) does not match the model (head_dim {}, {} KV heads)",
+              layout.head_dim, layout.num_kv_heads, head_dim_, num_kv_heads_);
     PKV_CHECK(!seq.stats || seq.kv->stats_group() == group_,
               "statistics requested but the sequence carries {} stats per KV head, model has G = {}",
               seq.kv->stats_group(), group_);
@@ -487,14 +487,12 @@ void PagedAttention::record_stats(const AttentionArgs& args, const StepSequence&
   for (size_t g = 0; g < group_; ++g) {
     const float* p = probs + g * stride;
     const float inv = inv_sum ? inv_sum[g] : 1.0f;  // x * 1.0f == x
-    if (accumulated) {
-      float* st = stat(SlotStat::kAccumulated, g);
+    const auto add_row = [&](SlotStat s) {
+      float* st = stat(s, g);
       for (size_t j = 0; j < visible; ++j) st[j * per_slot] += p[j] * inv;
-    }
-    if (window) {
-      float* st = stat(SlotStat::kWindowSum, g);
-      for (size_t j = 0; j < visible; ++j) st[j * per_slot] += p[j] * inv;
-    }
+    };
+    if (accumulated) add_row(SlotStat::kAccumulated);
+    if (window) add_row(SlotStat::kWindowSum);
     if (last_row) {
       float* st = stat(SlotStat::kLastRow, g);
       for (size_t j = 0; j < visible; ++j) st[j * per_slot] = p[j] * inv;

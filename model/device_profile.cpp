@@ -5,8 +5,6 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,8 +14,8 @@
 #include <vector>
 
 #include "common/error.h"
-#include "common/text.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "common/stopwatch.h"
 
 namespace prunekv {
