@@ -1,5 +1,6 @@
 #include "common/large_buffer.h"
 
+#include <cstdlib>
 #include <new>
 
 #if defined(__linux__)
@@ -11,19 +12,20 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 
-std::align_val_t alignment_for(size_t bytes) { return std::align_val_t{bytes >= kHugePage ? kHugePage : 64}; }
-
 }  // namespace
 
 std::byte* allocate_large(size_t bytes) {
-  auto* p = static_cast<std::byte*>(::operator new(bytes, alignment_for(bytes)));
+  // posix_memalign rather than aligned operator new: a request no machine can serve fails here
+  // (and under ASan with allocator_may_return_null) instead of aborting inside the allocator.
+  void* p = nullptr;
+  if (::posix_memalign(&p, bytes >= kHugePage ? kHugePage : 64, bytes == 0 ? 1 : bytes) != 0) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   // Advice only: where THP is off ("never") this fails and the buffer keeps 4 KiB pages.
   if (bytes >= kHugePage) (void)::madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
-  return p;
+  return static_cast<std::byte*>(p);
 }
 
-void free_large(std::byte* p, size_t bytes) noexcept { ::operator delete(p, alignment_for(bytes)); }
+void free_large(std::byte* p) noexcept { std::free(p); }
 
 }  // namespace prunekv

@@ -10,15 +10,14 @@ namespace prunekv {
 // Uninitialised, never touched here (pages are mapped on first write), aligned to 64 bytes and,
 // from 2 MiB on, to 2 MiB. Throws std::bad_alloc like operator new.
 std::byte* allocate_large(size_t bytes);
-// Frees what allocate_large(bytes) returned; the same `bytes` must be passed back.
-void free_large(std::byte* p, size_t bytes) noexcept;
+// Frees what allocate_large returned (null is a no-op).
+void free_large(std::byte* p) noexcept;
 
-// Deleter for a std::unique_ptr<T[], LargeFree> over allocate_large(bytes).
+// Deleter for a std::unique_ptr<T[], LargeFree> over allocate_large.
 struct LargeFree {
-  size_t bytes = 0;
   template <typename T>
   void operator()(T* p) const noexcept {
-    free_large(reinterpret_cast<std::byte*>(p), bytes);
+    free_large(reinterpret_cast<std::byte*>(p));
   }
 };
 

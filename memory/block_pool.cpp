@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <new>
 
 #include "common/check.h"
 #include "common/error.h"
@@ -23,17 +24,23 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
   layout_.validate();
   if (num_blocks >= kInvalidBlock)
     throw ConfigError(fmt::format("block pool: {} blocks, expected fewer than {}", num_blocks, kInvalidBlock));
-  impl_ = std::make_unique<Impl>(num_blocks);
-  if (storage == Storage::kArena) {
-    // Never touched here: the OS maps pages as blocks are first written.
-    arena_allocated_ = std::max<size_t>(num_blocks * layout_.bytes_per_block(), 64);
-    arena_ = allocate_large(arena_allocated_);
+  try {
+    impl_ = std::make_unique<Impl>(num_blocks);
+    if (storage == Storage::kArena) {
+      // Never touched here: the OS maps pages as blocks are first written.
+      arena_ = allocate_large(std::max<size_t>(num_blocks * layout_.bytes_per_block(), 64));
+    }
+  } catch (const std::bad_alloc&) {
+    throw ConfigError(fmt::format("block pool: cannot allocate {} blocks of {} bytes ({:.1f} GiB): more than this "
+                                  "machine can hold; ask for less KV memory",
+                                  num_blocks, layout_.bytes_per_block(),
+                                  double(num_blocks) * double(layout_.bytes_per_block()) / double(1ull << 30)));
   }
 }
 
 BlockPool::~BlockPool() {
   const size_t in_use = num_used_blocks();
-  if (arena_) free_large(arena_, arena_allocated_);
+  free_large(arena_);
   PKV_CHECK(in_use == 0, "block pool destroyed with {} of {} blocks still in use (a leak)", in_use, num_blocks_);
 }
 

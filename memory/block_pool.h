@@ -58,7 +58,6 @@ class BlockPool {
   KvLayout layout_;
   size_t num_blocks_;
   std::byte* arena_ = nullptr;
-  size_t arena_allocated_ = 0;  // bytes asked of allocate_large (arena_bytes(), at least 64)
   std::unique_ptr<Impl> impl_;
 };
 

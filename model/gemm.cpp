@@ -26,7 +26,7 @@ PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(i
   }
   const size_t panel_floats = in_ * kGemmPanel;
   const size_t bytes = panels_.size() * panel_floats * sizeof(float);
-  data_ = std::unique_ptr<float[], LargeFree>(reinterpret_cast<float*>(allocate_large(bytes)), LargeFree{bytes});
+  data_.reset(reinterpret_cast<float*>(allocate_large(bytes)));
   // Panel by panel, k-blocked so both the 16 source rows and the destination stay in L1.
   constexpr size_t kBlock = 64;
   for (size_t p = 0; p < panels_.size(); ++p) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -66,6 +67,20 @@ TEST(BlockPool, ScriptedAllocateFreeGivesExactIdsAndCounters) {
   expect_counters(pool, 4, 7);
   pool.free(c);
   expect_counters(pool, 0, 11);
+}
+
+TEST(BlockPool, AnArenaLargerThanTheMachineIsAConfigErrorNotACrash) {
+  // 268 MB blocks x 1M = 268 TB: no machine maps that, so the allocation itself fails.
+  const KvLayout huge{.num_layers = 1, .num_kv_heads = 1, .head_dim = 8192, .block_size = 4096};
+  try {
+    BlockPool pool(huge, 1'000'000);
+    FAIL() << "a 268 TB arena was allocated";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("ask for less KV memory"), std::string::npos) << e.what();
+  }
+  // The same pool without storage (the simulator's) needs no arena and works.
+  BlockPool counted(huge, 1'000'000, BlockPool::Storage::kCountOnly);
+  EXPECT_EQ(counted.num_free_blocks(), 1'000'000u);
 }
 
 TEST(BlockPool, AllocateZeroSucceedsWithoutChange) {
