@@ -41,6 +41,7 @@ BatchedBenchResult BatchedBench::run(const BatchedBenchCase& c) {
   const KvLayout layout = model_.config.kv_layout(options_.block_size, options_.kv_dtype);
   // Exactly what B sequences of pp + tg tokens need: every list of every sequence.
   BlockPool pool(layout, size_t{c.batch} * layout.num_lists() * layout.blocks_for_slots(c.pp + c.tg));
+  pool.commit_memory();  // not timed: llama.cpp clears its KV buffer when the context is made
   std::vector<std::unique_ptr<SequenceKv>> seqs;
   for (uint32_t b = 0; b < c.batch; ++b) seqs.push_back(std::make_unique<SequenceKv>(pool));
 

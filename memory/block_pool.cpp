@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "common/check.h"
@@ -27,7 +28,7 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
   try {
     impl_ = std::make_unique<Impl>(num_blocks);
     if (storage == Storage::kArena) {
-      // Never touched here: the OS maps pages as blocks are first written.
+      // Not touched here (see commit_memory): the OS maps pages as blocks are first written.
       arena_ = allocate_large(std::max<size_t>(num_blocks * layout_.bytes_per_block(), 64));
     }
   } catch (const std::bad_alloc&) {
@@ -53,6 +54,10 @@ void BlockPool::retain(std::span<const BlockId> ids) {
 }
 uint32_t BlockPool::ref_count(BlockId id) const { return impl_->core.ref_count(id); }
 size_t BlockPool::num_free_blocks() const { return impl_->core.num_free(); }
+
+void BlockPool::commit_memory() {
+  if (arena_ != nullptr) std::memset(arena_, 0, arena_bytes());
+}
 
 std::byte* BlockPool::block_data(BlockId id) const {
   PKV_CHECK(arena_ != nullptr, "block_data({}) on a count-only pool", id);

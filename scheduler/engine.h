@@ -76,5 +76,7 @@ class Engine {
 // `stats`, when given, receives the engine's totals.
 std::vector<RequestOutput> generate(ModelRunner& runner, const EngineConfig& config, std::vector<RequestSpec> specs,
                                     EngineStats* stats = nullptr);
+// The same on an engine the caller built (benchmarks start their clocks after start-up).
+std::vector<RequestOutput> generate(Engine& engine, std::vector<RequestSpec> specs);
 
 }  // namespace prunekv

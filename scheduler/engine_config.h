@@ -30,6 +30,9 @@ struct EngineConfig {
   uint32_t block_size = kDefaultBlockSize;
   KvDtype kv_dtype = KvDtype::kF32;
   BlockPool::Storage storage = BlockPool::Storage::kArena;  // kCountOnly for the simulator
+  // Map the whole pool at start-up (BlockPool::commit_memory) rather than as blocks are first
+  // written: benchmarks, so no timed step pays first-touch page faults.
+  bool commit_kv_memory = false;
 
   size_t max_num_seqs = 256;             // running sequences at most
   size_t max_num_batched_tokens = 2048;  // tokens per step (decodes + prefill chunks)

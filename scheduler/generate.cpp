@@ -7,6 +7,12 @@ namespace prunekv {
 std::vector<RequestOutput> generate(ModelRunner& runner, const EngineConfig& config, std::vector<RequestSpec> specs,
                                     EngineStats* stats) {
   Engine engine(runner, config);
+  std::vector<RequestOutput> outputs = generate(engine, std::move(specs));
+  if (stats != nullptr) *stats = engine.stats();
+  return outputs;
+}
+
+std::vector<RequestOutput> generate(Engine& engine, std::vector<RequestSpec> specs) {
   std::vector<RequestOutput> outputs(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
     // The callback runs on this thread inside step(); index i keeps input order.
@@ -15,7 +21,6 @@ std::vector<RequestOutput> generate(ModelRunner& runner, const EngineConfig& con
     });
   }
   engine.run_until_idle();
-  if (stats != nullptr) *stats = engine.stats();
   return outputs;
 }
 

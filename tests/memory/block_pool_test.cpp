@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,22 @@ TEST(BlockPool, ArenaIsAlignedAndBlocksAreDisjoint) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(pool.block_data(0)) % 64, 0u);
   for (BlockId id = 1; id < 5; ++id)
     EXPECT_EQ(pool.block_data(id) - pool.block_data(id - 1), static_cast<ptrdiff_t>(layout.bytes_per_block()));
+}
+
+TEST(BlockPool, CommitMemoryZeroesTheWholeArenaAndLeavesCountersAlone) {
+  const KvLayout layout = tiny_layout();
+  BlockPool pool(layout, 3);
+  std::vector<BlockId> ids;
+  ASSERT_TRUE(pool.allocate(1, ids));
+  for (BlockId id = 0; id < 3; ++id) std::memset(pool.block_data(id), 0x5a, layout.bytes_per_block());
+  pool.commit_memory();
+  for (size_t i = 0; i < pool.arena_bytes(); ++i) ASSERT_EQ(pool.block_data(0)[i], std::byte{0}) << "byte " << i;
+  expect_counters(pool, 1, 2);
+  pool.free(ids);
+
+  BlockPool count_only(layout, 3, BlockPool::Storage::kCountOnly);
+  count_only.commit_memory();  // nothing to map
+  expect_counters(count_only, 0, 3);
 }
 
 TEST(BlockPool, CountOnlyPoolKeepsCountersWithoutArena) {
