@@ -123,11 +123,35 @@ struct Tile {
 // One list's blocks: K[block_size][hd] at data[b], V[block_size][hd] after it.
 struct KvBlocks {
   const float* const* data;
+  size_t num_blocks;
   size_t block_size;
   size_t hd;
   const float* k(size_t b) const { return data[b]; }
   const float* v(size_t b) const { return data[b] + block_size * hd; }
 };
+
+// Blocks ahead of the one being read whose K (or V) half is requested into L2. A list's blocks
+// lie scattered over the arena, so the hardware prefetchers lose the stream at every block
+// boundary (measured: a single thread reads 3 KiB runs at random places at 7 GB/s, 12-13 GB/s
+// with the next runs prefetched into L2, against 26 GB/s for one sequential stream).
+constexpr size_t kPrefetchBlocksAhead = 2;
+
+inline void prefetch_l2(const float* p, size_t floats) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (size_t off = 0; off < floats * sizeof(float); off += 64) _mm_prefetch(c + off, _MM_HINT_T1);
+}
+
+// Requests K (half 0) or V (half 1) of block b + kPrefetchBlocksAhead, if there is one.
+inline void prefetch_ahead(const KvBlocks& kv, size_t b, int half) {
+  const size_t ahead = b + kPrefetchBlocksAhead;
+  if (ahead < kv.num_blocks) prefetch_l2(half == 0 ? kv.k(ahead) : kv.v(ahead), kv.block_size * kv.hd);
+}
+
+// Requests the first blocks' K or V, before a pass starts reading them.
+inline void prefetch_first(const KvBlocks& kv, int half) {
+  for (size_t b = 0; b < std::min(kPrefetchBlocksAhead, kv.num_blocks); ++b)
+    prefetch_l2(half == 0 ? kv.k(b) : kv.v(b), kv.block_size * kv.hd);
+}
 
 alignas(32) constexpr float kZeroRow[8] = {};
 
@@ -158,6 +182,7 @@ void tile_scores_hd8(const Tile& t, const KvBlocks& kv, float scale) {
   const __m256 sc = _mm256_set1_ps(scale);
   for (size_t b = 0, slot = 0; slot < last; ++b) {
     const float* k = kv.k(b);
+    prefetch_ahead(kv, b, 0);
     const size_t count = std::min(kv.block_size, last - slot);
     for (size_t j = 0; j < count; j += 8) {
       const size_t m = std::min<size_t>(8, count - j);
@@ -191,6 +216,7 @@ void tile_scores_dot4(const Tile& t, const KvBlocks& kv, float scale) {
   const __m128 sc = _mm_set1_ps(scale);
   for (size_t b = 0, slot = 0; slot < last; ++b) {
     const float* k = kv.k(b);
+    prefetch_ahead(kv, b, 0);
     const size_t count = std::min(kv.block_size, last - slot);
     for (size_t ti = t.first_token_seeing(slot); ti < t.tokens(); ++ti) {
       const size_t n = std::min(count, t.first_visible + ti - slot);
@@ -275,6 +301,7 @@ void tile_weighted_sum_rows(const Tile& t, size_t r0, const KvBlocks& kv, size_t
   const size_t hd = kv.hd, bs = kv.block_size;
   for (size_t b = 0, slot = 0; slot < last; ++b) {
     const float* vb = kv.v(b) + offset;
+    if (offset == 0) prefetch_ahead(kv, b, 1);
     const size_t base = b * bs;  // slot s of this block at vb + (s - base) * hd
     const size_t stop = std::min(last, base + bs);
     const size_t stop_common = std::min(common, stop);
@@ -511,7 +538,8 @@ void PagedAttention::run_item(const AttentionArgs& args, size_t item, size_t wor
   SequenceKv& kv = *seq.kv;
   float* scores = scratch_[worker].data();
   gather_blocks(kv, args.layer, kv_head, worker);
-  const KvBlocks blocks{block_data_[worker].data(), kv.layout().block_size, head_dim_};
+  const KvBlocks blocks{block_data_[worker].data(), kv.blocks(args.layer, kv_head).size(), kv.layout().block_size,
+                       head_dim_};
   const size_t hd = head_dim_;
   const size_t row = size_t{num_heads_} * hd;
   const size_t num_slots = kv.num_slots(args.layer, kv_head);
@@ -535,10 +563,12 @@ void PagedAttention::run_item(const AttentionArgs& args, size_t item, size_t wor
                     num_slots - n + i0 + 1,
                     rows};
     // Pass 1: scaled scores over the K blocks, once for the whole tile.
+    prefetch_first(blocks, 0);
     if (hd == 8)
       tile_scores_hd8(tile, blocks, scale_);
     else
       tile_scores_dot4(tile, blocks, scale_);
+    prefetch_first(blocks, 1);
     for (size_t r = 0; r < rows; ++r) inv_sum[r] = softmax_unnormalized(tile.p(r), tile.visible(r));
     // Pass 2: out = sum_j p_j V_j over the V blocks, 32 floats of each row at a time at most.
     for (size_t d = 0; d < hd;) {
