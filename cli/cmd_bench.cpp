@@ -103,7 +103,6 @@ std::vector<size_t> sample_indices(size_t total, size_t n) {
 int run_bench(const BenchArgs& args) {
   auto log = log::get("cli");
   EngineConfig config = args.engine.engine_config();
-  config.commit_kv_memory = true;
   const std::vector<std::string> policies = args.engine.policy_list();
   const auto model = load_model_for(args.engine);
   TransformerRunner runner(*model, args.engine.num_threads());
@@ -151,6 +150,7 @@ int run_bench(const BenchArgs& args) {
   }
 
   std::vector<BenchResult> results;
+  config.commit_kv_memory = true;  // the timed engines only
   for (const auto& policy : policies) {
     config.default_policy = policy;
     std::vector<StepStats> timeline;

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <new>
 
+#include <unistd.h>
+
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -27,5 +29,10 @@ std::byte* allocate_large(size_t bytes) {
 }
 
 void free_large(std::byte* p) noexcept { std::free(p); }
+
+uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
+}
 
 }  // namespace prunekv

@@ -4,6 +4,7 @@
 // step touches KV blocks scattered over the whole arena; with 4 KiB pages nearly every block
 // is a TLB miss and a page walk, with 2 MiB pages one entry covers 256-512 blocks.
 #include <cstddef>
+#include <cstdint>
 
 namespace prunekv {
 
@@ -12,6 +13,10 @@ namespace prunekv {
 std::byte* allocate_large(size_t bytes);
 // Frees what allocate_large returned (null is a no-op).
 void free_large(std::byte* p) noexcept;
+
+// This machine's physical memory in bytes, 0 where the system does not say. Sizes above it are
+// refused up front: Linux grants such allocations lazily and kills the process as they fill.
+uint64_t physical_memory_bytes();
 
 // Deleter for a std::unique_ptr<T[], LargeFree> over allocate_large.
 struct LargeFree {

@@ -25,6 +25,17 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
   layout_.validate();
   if (num_blocks >= kInvalidBlock)
     throw ConfigError(fmt::format("block pool: {} blocks, expected fewer than {}", num_blocks, kInvalidBlock));
+  // A ref count and a free-list link per block; the arena only with storage.
+  constexpr double kGiB = double(1ull << 30);
+  const double bookkeeping = double(num_blocks) * 2 * sizeof(uint32_t);
+  const double data = storage == Storage::kArena ? double(num_blocks) * double(layout_.bytes_per_block()) : 0.0;
+  if (const uint64_t ram = physical_memory_bytes(); ram != 0 && data + bookkeeping > double(ram)) {
+    throw ConfigError(fmt::format("block pool: {} blocks of {} bytes need {:.1f} GiB ({:.1f} GiB of KV data, {:.1f} "
+                                  "GiB of bookkeeping), more than this machine's {:.1f} GiB of memory; ask for less "
+                                  "KV memory",
+                                  num_blocks, layout_.bytes_per_block(), (data + bookkeeping) / kGiB, data / kGiB,
+                                  bookkeeping / kGiB, double(ram) / kGiB));
+  }
   try {
     impl_ = std::make_unique<Impl>(num_blocks);
     if (storage == Storage::kArena) {
@@ -35,7 +46,7 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
     throw ConfigError(fmt::format("block pool: cannot allocate {} blocks of {} bytes ({:.1f} GiB): more than this "
                                   "machine can hold; ask for less KV memory",
                                   num_blocks, layout_.bytes_per_block(),
-                                  double(num_blocks) * double(layout_.bytes_per_block()) / double(1ull << 30)));
+                                  data / kGiB));
   }
 }
 

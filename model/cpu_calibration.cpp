@@ -10,6 +10,7 @@
 
 #include "common/check.h"
 #include "common/error.h"
+#include "common/large_buffer.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
 #include "memory/block_pool.h"

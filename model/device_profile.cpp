@@ -3,7 +3,6 @@
 #include <cblas.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/large_buffer.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "common/stopwatch.h"
@@ -140,12 +140,6 @@ double measure_read_bandwidth(double seconds) {
     ++passes;
   } while (watch.seconds() < seconds);
   return double(buffer.size() * sizeof(float)) * double(passes) / watch.seconds();
-}
-
-uint64_t physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
 }
 
 DeviceProfile calibrate_cpu_profile(double target_seconds) {

@@ -48,7 +48,5 @@ DeviceProfile parse_device_profile_json(std::string_view json_text, const std::s
 DeviceProfile calibrate_cpu_profile(double target_seconds = 0.2);
 // The read sweep alone: bytes/s streamed from DRAM.
 double measure_read_bandwidth(double seconds);
-// This machine's physical memory in bytes (0 when unknown).
-uint64_t physical_memory_bytes();
 
 }  // namespace prunekv

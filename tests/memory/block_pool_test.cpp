@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/large_buffer.h"
 #include "memory/block_pool_core.h"
 #include "memory/free_block_stack.h"
 
@@ -82,6 +83,19 @@ TEST(BlockPool, AnArenaLargerThanTheMachineIsAConfigErrorNotACrash) {
   // The same pool without storage (the simulator's) needs no arena and works.
   BlockPool counted(huge, 1'000'000, BlockPool::Storage::kCountOnly);
   EXPECT_EQ(counted.num_free_blocks(), 1'000'000u);
+}
+
+TEST(BlockPool, BookkeepingLargerThanTheMachineIsAConfigErrorBeforeAnythingIsAllocated) {
+  // A count-only pool holds 8 bytes per block: ask for one block more than physical memory
+  // covers (the simulator's pool was killed by the OOM killer at such sizes while filling it).
+  const uint64_t ram = physical_memory_bytes();
+  if (ram == 0 || ram / 8 + 1 >= kInvalidBlock) GTEST_SKIP() << "physical memory unknown or above 32 GiB";
+  try {
+    BlockPool pool(tiny_layout(), ram / 8 + 1, BlockPool::Storage::kCountOnly);
+    FAIL() << "a pool whose bookkeeping exceeds physical memory was built";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("more than this machine's"), std::string::npos) << e.what();
+  }
 }
 
 TEST(BlockPool, AllocateZeroSucceedsWithoutChange) {
