@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <numeric>
+#include <tuple>
+
+#include "common/check.h"
 
 namespace prunekv::cli {
 namespace {
@@ -59,6 +63,32 @@ BenchResult summarize_bench(std::string policy, double elapsed_time,
   return r;
 }
 
+BenchResult median_run(std::vector<BenchResult> runs) {
+  PKV_CHECK(!runs.empty(), "median_run of no runs");
+  std::vector<double> times;
+  for (const auto& r : runs) times.push_back(r.elapsed_time);
+  std::vector<size_t> order(runs.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return times[a] < times[b]; });
+  BenchResult median = std::move(runs[order[(order.size() - 1) / 2]]);
+  median.elapsed_times = std::move(times);
+  return median;
+}
+
+std::string runs_disagreement(const std::vector<BenchResult>& runs) {
+  const auto key = [](const BenchResult& r) {
+    return std::tuple(r.num_preemptions, r.blocks_freed_by_pruning, r.peak_kv_blocks_used, r.max_concurrency,
+                      r.num_prompt_tokens, r.num_output_tokens, r.num_failed);
+  };
+  for (size_t i = 1; i < runs.size(); ++i) {
+    if (key(runs[i]) != key(runs.front()))
+      return fmt::format("{}: run {} scheduled differently from run 1 (preemptions {} vs {}, blocks freed {} vs {})",
+                         runs[i].policy, i + 1, runs[i].num_preemptions, runs.front().num_preemptions,
+                         runs[i].blocks_freed_by_pruning, runs.front().blocks_freed_by_pruning);
+  }
+  return {};
+}
+
 std::string bench_text(const BenchResult& r) {
   std::string out = fmt::format("Policy: {}\n", r.policy);
   out += fmt::format("Throughput: {:.2f} requests/s, {:.2f} total tokens/s, {:.2f} output tokens/s\n",
@@ -73,6 +103,12 @@ std::string bench_text(const BenchResult& r) {
                      r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction);
   out += fmt::format("Step time: forward {:.2f}%, pruning {:.2f}%, scheduling and bookkeeping {:.2f}%\n",
                      100 * r.forward_fraction, 100 * r.prune_fraction, 100 * r.bookkeeping_fraction);
+  if (r.elapsed_times.size() > 1) {
+    const auto [lo, hi] = std::minmax_element(r.elapsed_times.begin(), r.elapsed_times.end());
+    out += fmt::format("Repetitions: {}, elapsed {:.3f} s median (min {:.3f}, max {:.3f}); figures above from the "
+                       "median run\n",
+                       r.elapsed_times.size(), r.elapsed_time, *lo, *hi);
+  }
   if (r.num_failed != 0)
     out += fmt::format("Failed requests: {} (not counted in the token totals)\n", r.num_failed);
   if (r.verify)
@@ -121,7 +157,9 @@ nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results) {
                                 {"mean_kv_kept_fraction", r.mean_kv_kept_fraction},
                                 {"forward_fraction", r.forward_fraction},
                                 {"prune_fraction", r.prune_fraction},
-                                {"bookkeeping_fraction", r.bookkeeping_fraction}};
+                                {"bookkeeping_fraction", r.bookkeeping_fraction},
+                                {"elapsed_times", r.elapsed_times.empty() ? std::vector<double>{r.elapsed_time}
+                                                                          : r.elapsed_times}};
     if (r.verify) {
       o["verify_num_requests"] = r.verify->num_requests;
       o["verify_exact_agreement"] = ratio(double(r.verify->num_exact), double(r.verify->num_requests));

@@ -41,6 +41,7 @@ struct BenchResult {
   double bookkeeping_fraction = 0.0;
   std::optional<VerifyResult> verify;
   std::vector<StepStats> timeline;  // one per step
+  std::vector<double> elapsed_times;  // --repetitions: every run's elapsed_time, in run order
 
   size_t total_num_tokens() const { return num_prompt_tokens + num_output_tokens; }
   double requests_per_second() const;
@@ -53,6 +54,13 @@ BenchResult summarize_bench(std::string policy, double elapsed_time,
                             const std::vector<RequestOutput>& outputs, const EngineStats& stats,
                             size_t kv_blocks_total, std::vector<StepStats> timeline);
 
+// One policy's repeated runs (at least one) as the run of median elapsed time, the lower middle
+// one for an even count, with elapsed_times listing every run's.
+BenchResult median_run(std::vector<BenchResult> runs);
+// Empty when the runs scheduled alike (same preemptions, blocks freed, peak blocks, concurrency
+// and tokens: the engine's decisions do not depend on timing), else what differs.
+std::string runs_disagreement(const std::vector<BenchResult>& runs);
+
 // "Throughput: X requests/s, Y total tokens/s, Z output tokens/s" and the totals and KV lines.
 std::string bench_text(const BenchResult& result);
 // One row per policy with its ratios to the first (speed-up, peak blocks, concurrency).
@@ -61,7 +69,7 @@ std::string bench_ratio_table(const std::vector<BenchResult>& results);
 // total_num_tokens, requests_per_second, tokens_per_second, output_tokens_per_second,
 // peak_kv_blocks_used, kv_blocks_total, max_concurrency, num_preemptions,
 // blocks_freed_by_pruning, mean_kv_kept_fraction, forward_fraction, prune_fraction,
-// bookkeeping_fraction; plus verify_num_requests,
+// bookkeeping_fraction, elapsed_times; plus verify_num_requests,
 // verify_exact_agreement and verify_mean_prefix_fraction when --verify ran.
 nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results);
 // Three panels (KV blocks in use, running, waiting) over time since the first step, one line per policy.

@@ -40,6 +40,7 @@ struct BenchArgs {
   size_t verify_samples = 8;
   std::string plot;
   bool no_warmup = false;
+  size_t repetitions = 1;
 };
 
 // Seeded random prompts (vLLM's random dataset): BOS, then input_len - 1 ids drawn uniformly
@@ -149,9 +150,8 @@ int run_bench(const BenchArgs& args) {
     reference = generate(runner, full_config, sample);
   }
 
-  std::vector<BenchResult> results;
   config.commit_kv_memory = true;  // the timed engines only
-  for (const auto& policy : policies) {
+  const auto run_policy = [&](const std::string& policy) {
     config.default_policy = policy;
     std::vector<StepStats> timeline;
     config.step_observer = [&timeline](const StepStats& step) { timeline.push_back(step); };
@@ -160,8 +160,7 @@ int run_bench(const BenchArgs& args) {
     Stopwatch clock;
     const std::vector<RequestOutput> outputs = generate(engine, specs);
     const double elapsed = clock.seconds();
-    const EngineStats stats = engine.stats();
-    BenchResult result = summarize_bench(policy, elapsed, outputs, stats, num_blocks, std::move(timeline));
+    BenchResult result = summarize_bench(policy, elapsed, outputs, engine.stats(), num_blocks, std::move(timeline));
     if (result.num_failed != 0) {
       const auto failed =
           std::find_if(outputs.begin(), outputs.end(), [](const auto& o) { return !o.finished(); });
@@ -181,9 +180,29 @@ int run_bench(const BenchArgs& args) {
       verify.mean_prefix_fraction = verify.num_requests ? prefix_sum / double(verify.num_requests) : 0.0;
       result.verify = verify;
     }
-    std::printf("%s\n", bench_text(result).c_str());
+    return result;
+  };
+
+  // Repetitions take the policies in turn (full, dbudget, full, dbudget, ...), so a slow spell
+  // of a noisy machine lands on every policy alike; each policy's figures come from its
+  // median-time run.
+  std::vector<std::vector<BenchResult>> runs(policies.size());
+  for (size_t rep = 0; rep < args.repetitions; ++rep) {
+    for (size_t p = 0; p < policies.size(); ++p) {
+      runs[p].push_back(run_policy(policies[p]));
+      if (args.repetitions > 1) {
+        std::printf("run %zu/%zu %s: %.3f s\n", rep + 1, args.repetitions, policies[p].c_str(),
+                    runs[p].back().elapsed_time);
+        std::fflush(stdout);
+      }
+    }
+  }
+  std::vector<BenchResult> results;
+  for (auto& policy_runs : runs) {
+    if (const std::string why = runs_disagreement(policy_runs); !why.empty()) log->warn("bench: {}", why);
+    results.push_back(median_run(std::move(policy_runs)));
+    std::printf("%s%s\n", args.repetitions > 1 ? "\n" : "", bench_text(results.back()).c_str());
     std::fflush(stdout);
-    results.push_back(std::move(result));
   }
   if (results.size() > 1) std::printf("%s", bench_ratio_table(results).c_str());
 
@@ -229,6 +248,10 @@ Command bench_command() {
             ->capture_default_str();
         cmd->add_option("--plot", args->plot, "SVG of blocks in use, running and waiting requests over time");
         cmd->add_flag("--no-warmup", args->no_warmup, "skip the short warm-up run");
+        cmd->add_option("--repetitions,-r", args->repetitions,
+                        "runs of each policy, taken in turn; each policy's figures come from its median-time run")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
       },
       [args] { return run_bench(*args); }};
 }

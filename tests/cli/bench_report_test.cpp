@@ -88,7 +88,8 @@ TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
                                               "mean_kv_kept_fraction",
                                               "forward_fraction",
                                               "prune_fraction",
-                                              "bookkeeping_fraction"};
+                                              "bookkeeping_fraction",
+                                              "elapsed_times"};
   std::vector<std::string> keys;
   for (const auto& [key, value] : json[0].items()) keys.push_back(key);
   EXPECT_EQ(keys, issue_fields);
@@ -101,6 +102,40 @@ TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
   EXPECT_EQ(verified_keys, expected);
   EXPECT_EQ(json[1]["verify_exact_agreement"], 0.75);
   EXPECT_EQ(json[0]["total_num_tokens"], 45);
+  EXPECT_EQ(json[0]["elapsed_times"], nlohmann::json::array({2.0}));  // a single run lists its own time
+}
+
+BenchResult run_taking(double seconds) {
+  BenchResult r = two_second_run("dbudget");
+  r.elapsed_time = seconds;
+  r.timeline.front().step = uint64_t(seconds * 10);  // marks which run was kept
+  return r;
+}
+
+TEST(BenchReport, RepetitionsKeepTheMedianRunAndListEveryTime) {
+  const BenchResult odd = median_run({run_taking(3.0), run_taking(1.0), run_taking(2.0)});
+  EXPECT_DOUBLE_EQ(odd.elapsed_time, 2.0);
+  EXPECT_EQ(odd.timeline.front().step, 20u);  // the whole run, not only its time
+  EXPECT_EQ(odd.elapsed_times, (std::vector<double>{3.0, 1.0, 2.0}));
+  EXPECT_DOUBLE_EQ(odd.tokens_per_second(), 22.5);
+  // An even count keeps the lower middle run (a real run rather than an average of two).
+  EXPECT_DOUBLE_EQ(median_run({run_taking(4.0), run_taking(1.0), run_taking(3.0), run_taking(2.0)}).elapsed_time,
+                   2.0);
+  EXPECT_DOUBLE_EQ(median_run({run_taking(5.0)}).elapsed_time, 5.0);
+
+  const std::string text = bench_text(odd);
+  EXPECT_NE(text.find("Repetitions: 3, elapsed 2.000 s median (min 1.000, max 3.000)"), std::string::npos) << text;
+  EXPECT_EQ(bench_text(run_taking(2.0)).find("Repetitions"), std::string::npos);
+  EXPECT_EQ(bench_json({odd})[0]["elapsed_times"], nlohmann::json::array({3.0, 1.0, 2.0}));
+}
+
+TEST(BenchReport, RunsThatScheduledDifferentlyAreNamed) {
+  EXPECT_EQ(runs_disagreement({run_taking(1.0), run_taking(2.0)}), "");
+  BenchResult other = run_taking(2.0);
+  other.num_preemptions = 5;
+  const std::string why = runs_disagreement({run_taking(1.0), run_taking(1.5), other});
+  EXPECT_NE(why.find("run 3 scheduled differently"), std::string::npos) << why;
+  EXPECT_NE(why.find("preemptions 5 vs 2"), std::string::npos) << why;
 }
 
 TEST(BenchReport, RatioTableComparesWithTheFirstPolicy) {

@@ -93,7 +93,9 @@ TEST(CliBench, RandomPromptsPrintThroughputAndWriteTheIssueJson) {
                                               "--plot",
                                               svg_path,
                                               "--seed",
-                                              "5"},
+                                              "5",
+                                              "--repetitions",
+                                              "3"},
                                              &rc);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("prunekv bench: build "), std::string::npos) << out;
@@ -104,6 +106,8 @@ TEST(CliBench, RandomPromptsPrintThroughputAndWriteTheIssueJson) {
   EXPECT_NE(out.find(" output tokens/s"), std::string::npos);
   EXPECT_NE(out.find("Total num output tokens:  36"), std::string::npos) << out;  // ignore_eos: 6 x 6
   EXPECT_NE(out.find("speed-up vs full"), std::string::npos);
+  EXPECT_NE(out.find("run 3/3 dbudget: "), std::string::npos) << out;  // full, dbudget, full, ...
+  EXPECT_NE(out.find("Repetitions: 3, elapsed "), std::string::npos) << out;
   const auto json = nlohmann::json::parse(read_text_file(json_path));
   ASSERT_EQ(json.size(), 2u);
   EXPECT_EQ(json[0]["policy"], "full");
@@ -118,6 +122,7 @@ TEST(CliBench, RandomPromptsPrintThroughputAndWriteTheIssueJson) {
     EXPECT_EQ(p["total_num_tokens"], 6 * (40 + 6));
     EXPECT_EQ(p["kv_blocks_total"], 600);
     EXPECT_EQ(p["verify_num_requests"], 3);
+    EXPECT_EQ(p["elapsed_times"].size(), 3u);
   }
   EXPECT_EQ(json[0]["verify_exact_agreement"], 1.0);  // the full cache agrees with itself
   EXPECT_NE(read_text_file(svg_path).find("<svg"), std::string::npos);
@@ -126,6 +131,9 @@ TEST(CliBench, RandomPromptsPrintThroughputAndWriteTheIssueJson) {
 TEST(CliBench, NeedsAnInputOrAllRandomPromptSizes) {
   EXPECT_EQ(run_prunekv({"--log-level", "off", "bench", "--model", kModel, "--num-prompts", "4"}), 1);
   EXPECT_EQ(run_prunekv({"--log-level", "off", "bench", "--model", kModel}), 1);
+  EXPECT_NE(run_prunekv({"--log-level", "off", "bench", "--model", kModel, "--num-prompts", "4", "--input-len", "8",
+                         "--output-len", "2", "--repetitions", "0"}),
+            0);
 }
 
 TEST(CliBatchedBench, PrintsLlamaTableAndSkipsCasesBeyondTheContext) {
