@@ -46,7 +46,7 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
     throw ConfigError(fmt::format("block pool: cannot allocate {} blocks of {} bytes ({:.1f} GiB): more than this "
                                   "machine can hold; ask for less KV memory",
                                   num_blocks, layout_.bytes_per_block(),
-                                  data / kGiB));
+                                  (data + bookkeeping) / kGiB));
   }
 }
 

@@ -41,7 +41,6 @@ inline void axpy(float* y, float a, const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-
 // Blocks ahead of the one being read whose K (or V) half is requested into L2. A list's blocks
 // lie scattered over the arena, so the hardware prefetchers lose the stream at every block
 // boundary (measured: a single thread reads 3 KiB runs at random places at 7 GB/s, 12-13 GB/s
@@ -304,7 +303,7 @@ void tile_weighted_sum_rows(const Tile& t, size_t r0, const KvBlocks& kv, size_t
   const size_t hd = kv.hd, bs = kv.block_size;
   for (size_t b = 0, slot = 0; slot < last; ++b) {
     const float* vb = kv.v(b) + offset;
-    if (offset == 0) prefetch_ahead(kv, b, 1);
+    if (offset == 0) prefetch_ahead(kv, b, 1);  // later column passes find V in L2
     const size_t base = b * bs;  // slot s of this block at vb + (s - base) * hd
     const size_t stop = std::min(last, base + bs);
     const size_t stop_common = std::min(common, stop);
