@@ -25,9 +25,9 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
   layout_.validate();
   if (num_blocks >= kInvalidBlock)
     throw ConfigError(fmt::format("block pool: {} blocks, expected fewer than {}", num_blocks, kInvalidBlock));
-  // A ref count and a free-list link per block; the arena only with storage.
+  // The arena only with storage; the bookkeeping always.
   constexpr double kGiB = double(1ull << 30);
-  const double bookkeeping = double(num_blocks) * 2 * sizeof(uint32_t);
+  const double bookkeeping = double(num_blocks) * double(decltype(Impl::core)::kBytesPerBlock);
   const double data = storage == Storage::kArena ? double(num_blocks) * double(layout_.bytes_per_block()) : 0.0;
   if (const uint64_t ram = physical_memory_bytes(); ram != 0 && data + bookkeeping > double(ram)) {
     throw ConfigError(fmt::format("block pool: {} blocks of {} bytes need {:.1f} GiB ({:.1f} GiB of KV data, {:.1f} "

@@ -21,6 +21,9 @@ class BlockPoolCore {
   explicit BlockPoolCore(size_t num_blocks)
       : num_blocks_(num_blocks), ref_counts_(new std::atomic<uint32_t>[num_blocks]), free_(num_blocks) {}
 
+  // Host memory this bookkeeping takes per block: a ref count and a free-list link.
+  static constexpr size_t kBytesPerBlock = sizeof(std::atomic<uint32_t>) + sizeof(uint32_t);
+
   size_t num_blocks() const { return num_blocks_; }
   size_t num_free() const { return free_.size(); }
 

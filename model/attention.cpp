@@ -303,7 +303,7 @@ void tile_weighted_sum_rows(const Tile& t, size_t r0, const KvBlocks& kv, size_t
   const size_t hd = kv.hd, bs = kv.block_size;
   for (size_t b = 0, slot = 0; slot < last; ++b) {
     const float* vb = kv.v(b) + offset;
-    if (offset == 0) prefetch_ahead(kv, b, 1);  // later column passes find V in L2
+    if (offset == 0 && r0 == 0) prefetch_ahead(kv, b, 1);  // later row groups and column passes find V in L2
     const size_t base = b * bs;  // slot s of this block at vb + (s - base) * hd
     const size_t stop = std::min(last, base + bs);
     const size_t stop_common = std::min(common, stop);
@@ -549,6 +549,9 @@ void PagedAttention::run_item(const AttentionArgs& args, size_t item, size_t wor
   const size_t num_slots = kv.num_slots(args.layer, kv_head);
   const size_t n = seq.num_tokens;
 
+  // The first blocks of each pass; later tiles of a prefill chunk find them in L2.
+  prefetch_first(blocks, 0);
+  prefetch_first(blocks, 1);
   for (size_t i0 = 0; i0 < n; i0 += tile_tokens_) {
     const size_t tokens = std::min(tile_tokens_, n - i0);
     const size_t token0 = seq.first_token + i0;
@@ -567,12 +570,10 @@ void PagedAttention::run_item(const AttentionArgs& args, size_t item, size_t wor
                     num_slots - n + i0 + 1,
                     rows};
     // Pass 1: scaled scores over the K blocks, once for the whole tile.
-    prefetch_first(blocks, 0);
     if (hd == 8)
       tile_scores_hd8(tile, blocks, scale_);
     else
       tile_scores_dot4(tile, blocks, scale_);
-    prefetch_first(blocks, 1);
     for (size_t r = 0; r < rows; ++r) inv_sum[r] = softmax_unnormalized(tile.p(r), tile.visible(r));
     // Pass 2: out = sum_j p_j V_j over the V blocks, 32 floats of each row at a time at most.
     for (size_t d = 0; d < hd;) {
