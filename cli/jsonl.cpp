@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/log.h"
 
 namespace prunekv::cli {
 namespace {
@@ -134,6 +135,13 @@ RequestSpec parse_request_line(std::string_view line, size_t line_number, const 
   spec.stop = object.contains("stop") ? stop_field(object["stop"], line_number) : defaults.stop;
   spec.ignore_eos = defaults.ignore_eos;
   spec.policy = defaults.policy;
+  // Checked by the engine when the request is submitted: an unknown name fails this request only.
+  if (object.contains("policy")) {
+    const json& value = object["policy"];
+    if (!value.is_string() || value.get_ref<const std::string&>().empty())
+      fail(line_number, "policy", "a pruning policy spec such as \"dbudget\" or \"snapkv:0.5\"", value);
+    spec.policy = value.get<std::string>();
+  }
   return spec;
 }
 
@@ -169,11 +177,21 @@ std::vector<ParsedLine> read_request_file(const std::string& path, const Request
 
 std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults) {
   std::vector<RequestSpec> specs;
+  size_t own_policies = 0;
   for (auto& line : read_request_file(path, defaults)) {
     if (!line.spec) throw InputError(fmt::format("--input {}: {}", path, line.error));
+    // These runs put every request under each policy they compare: a line's own would skew one.
+    if (line.spec->policy != defaults.policy) {
+      line.spec->policy = defaults.policy;
+      ++own_policies;
+    }
     specs.push_back(std::move(*line.spec));
   }
   if (specs.empty()) throw InputError(fmt::format("--input {}: expected at least one request, found none", path));
+  if (own_policies != 0)
+    log::get("cli")->warn("--input {}: {} requests name a \"policy\" of their own, ignored here: each policy "
+                          "this run compares applies to every request",
+                          path, own_policies);
   return specs;
 }
 

@@ -2,9 +2,11 @@
 // JSONL requests in, JSONL records out, for `prunekv generate` / `eval` / `bench --input`.
 // One request per line:
 //   {"id": "a" | 7, "prompt": "text" | "prompt_tokens": [1, 2, ...], "max_tokens": N,
-//    "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": "s" | ["s", ...]}
-// Every field but the prompt is optional; fields not listed are ignored (a golden file with its
-// expected outputs is valid input). A bad line becomes an error for that line alone.
+//    "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": "s" | ["s", ...],
+//    "policy": "snapkv:0.5"}
+// Every field but the prompt is optional; "policy" overrides the engine's default for this
+// request. Fields not listed are ignored (a golden file with its expected outputs is valid
+// input). A bad line becomes an error for that line alone.
 #include <cstddef>
 #include <cstdint>
 #include <istream>
@@ -48,6 +50,8 @@ std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaul
 std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults);
 // For runs whose figures would mislead over a silently shortened set (bench, eval): every line
 // must parse and there must be at least one. Throws InputError naming the file and the line.
+// These runs compare policies over the same requests, so a line's own "policy" gives way to
+// defaults.policy (with a warning).
 std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults);
 
 // The output record of a served request: {"id", "text", "output_tokens", "num_prompt_tokens",

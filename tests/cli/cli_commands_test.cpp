@@ -8,6 +8,14 @@ namespace {
 
 const std::string kModel = "synthetic:stories260K";
 
+// `generate` over `input` with room for every request; its output records.
+std::vector<nlohmann::json> generate_records(const std::string& input, const std::string& output) {
+  EXPECT_EQ(run_prunekv({"--log-level", "off", "generate", "--model", kModel, "--input", input, "--output",
+                         output, "--kv-blocks", "4000", "--ignore-eos", "-q"}),
+            0);
+  return read_jsonl_file(output);
+}
+
 TEST(CliGenerate, MixedGoodAndBadLinesYieldOneRecordPerLineInOrder) {
   const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
   write_text_file(input,
@@ -18,10 +26,7 @@ TEST(CliGenerate, MixedGoodAndBadLinesYieldOneRecordPerLineInOrder) {
                   "{\"prompt_tokens\": [1, 7, 8, 9], \"max_tokens\": 3}\n"
                   "{\"id\": \"t\", \"prompt\": \"needs a tokenizer\"}\n"
                   "{\"id\": \"d\", \"prompt_tokens\": [1, 2, 3], \"max_tokens\": 2}\n");
-  ASSERT_EQ(run_prunekv({"--log-level", "off", "generate", "--model", kModel, "--input", input, "--output",
-                         output, "--kv-blocks", "4000", "--ignore-eos", "-q"}),
-            0);
-  const auto records = read_jsonl_file(output);
+  const auto records = generate_records(input, output);
   ASSERT_EQ(records.size(), 7u);
   EXPECT_EQ(records[0]["id"], "a");
   EXPECT_EQ(records[0]["output_tokens"].size(), 4u);
@@ -41,6 +46,25 @@ TEST(CliGenerate, MixedGoodAndBadLinesYieldOneRecordPerLineInOrder) {
   EXPECT_TRUE(records[5].contains("error"));
   EXPECT_EQ(records[6]["id"], "d");
   EXPECT_EQ(records[6]["output_tokens"].size(), 2u);
+}
+
+TEST(CliGenerate, ALinesPolicyOverridesTheDefaultForThatRequestOnly) {
+  const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
+  std::string prompt = "[1";
+  for (int t = 2; t <= 40; ++t) prompt += ", " + std::to_string(t);
+  prompt += "]";
+  write_text_file(input, "{\"id\": \"default\", \"prompt_tokens\": " + prompt + ", \"max_tokens\": 3}\n" +
+                             "{\"id\": \"own\", \"prompt_tokens\": " + prompt +
+                             ", \"max_tokens\": 3, \"policy\": \"streaming:0.5\"}\n" +
+                             "{\"id\": \"unknown\", \"prompt_tokens\": " + prompt +
+                             ", \"max_tokens\": 3, \"policy\": \"nope\"}\n");
+  const auto records = generate_records(input, output);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["kv_kept_fraction"], 1.0);  // --policy's default: full
+  EXPECT_EQ(records[1]["kv_kept_fraction"], 0.5);  // 4 sinks + 16 recent of 40
+  EXPECT_EQ(records[1]["output_tokens"].size(), 3u);
+  ASSERT_TRUE(records[2].contains("error"));  // fails alone, named
+  EXPECT_NE(records[2]["error"].get<std::string>().find("nope"), std::string::npos);
 }
 
 TEST(CliGenerate, BadFlagsFailWithoutServing) {

@@ -22,7 +22,7 @@ std::string error_of(const std::string& line, size_t line_number = 3) {
 
 TEST(JsonlParsing, ReadsEveryFieldOfAGoodLine) {
   const RequestSpec spec = parse_request_line(
-      R"({"id": "a1", "prompt": "Once upon", "max_tokens": 7, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": 11, "stop": ["x", "y"]})",
+      R"({"id": "a1", "prompt": "Once upon", "max_tokens": 7, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": 11, "stop": ["x", "y"], "policy": "snapkv:0.5"})",
       1, RequestDefaults{});
   EXPECT_EQ(spec.id, "a1");
   EXPECT_EQ(spec.prompt, "Once upon");
@@ -33,6 +33,7 @@ TEST(JsonlParsing, ReadsEveryFieldOfAGoodLine) {
   EXPECT_EQ(spec.sampling.top_k, 40);
   EXPECT_EQ(spec.sampling.seed, 11u);
   EXPECT_EQ(spec.stop, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(spec.policy, "snapkv:0.5");
 }
 
 TEST(JsonlParsing, UsesDefaultsForFieldsALineOmits) {
@@ -99,6 +100,9 @@ TEST(JsonlParsing, EachBadLineNamesItsLineFieldAndWhatWasFound) {
   EXPECT_NE(error_of(R"({"prompt": "a", "top_k": -1})").find("field \"top_k\""), std::string::npos);
   EXPECT_NE(error_of(R"({"prompt": "a", "seed": true})").find("field \"seed\""), std::string::npos);
   EXPECT_NE(error_of(R"({"prompt": "a", "stop": [1]})").find("field \"stop\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"prompt": "a", "policy": 3})").find("field \"policy\": expected a pruning policy spec"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"prompt": "a", "policy": ""})").find("field \"policy\""), std::string::npos);
   EXPECT_NE(error_of(R"({"id": [1], "prompt": "a"})").find("field \"id\": expected a string or an integer"),
             std::string::npos);
   // Out-of-range sampling values (the sampler's own validation, prefixed with the line).
@@ -132,17 +136,22 @@ TEST(JsonlParsing, MissingInputFileIsAnInputError) {
   EXPECT_THROW(read_request_file("/nonexistent/prunekv/input.jsonl", RequestDefaults{}), InputError);
 }
 
-TEST(JsonlParsing, ReadAllRequestsRejectsABadLineAndAnEmptyFile) {
+TEST(JsonlParsing, ReadAllRequestsRejectsABadLineAndAnEmptyFileAndOverridesLinePolicies) {
   const auto dir = std::filesystem::temp_directory_path();
   const std::string good = (dir / "prunekv_read_all_good.jsonl").string();
   const std::string bad = (dir / "prunekv_read_all_bad.jsonl").string();
   const std::string empty = (dir / "prunekv_read_all_empty.jsonl").string();
-  std::ofstream(good) << "{\"id\": \"a\", \"prompt_tokens\": [1, 2]}\n\n{\"prompt_tokens\": [1]}\n";
+  std::ofstream(good) << "{\"id\": \"a\", \"prompt_tokens\": [1, 2], \"policy\": \"h2o:0.5\"}\n\n{\"prompt_tokens\": [1]}\n";
   std::ofstream(bad) << "{\"id\": \"a\", \"prompt_tokens\": [1, 2]}\n{not json\n";
   std::ofstream(empty) << "\n";
-  const auto specs = read_all_requests(good, RequestDefaults{});
+  RequestDefaults defaults;
+  defaults.policy = "dbudget";
+  const auto specs = read_all_requests(good, defaults);
   ASSERT_EQ(specs.size(), 2u);
   EXPECT_EQ(specs[0].id, "a");
+  // bench and eval compare policies over the same requests: a line's own policy gives way.
+  EXPECT_EQ(specs[0].policy, "dbudget");
+  EXPECT_EQ(specs[1].policy, "dbudget");
   try {
     read_all_requests(bad, RequestDefaults{});
     ADD_FAILURE() << "expected InputError";
