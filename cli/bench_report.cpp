@@ -57,7 +57,16 @@ BenchResult summarize_bench(std::string policy, double elapsed_time,
   for (const auto& step : timeline) {
     weighted += step.duration * double(step.num_running);
     total += step.duration;
+    if (step.num_prefill_tokens != 0) {
+      ++r.num_prefill_steps;
+      r.prefill_step_time += step.duration;
+      r.num_prefill_tokens += step.num_prefill_tokens;
+    } else if (step.num_decode_tokens != 0) {
+      ++r.num_decode_steps;
+      r.decode_step_time += step.duration;
+    }
   }
+  r.num_recomputed_tokens = r.num_prefill_tokens > r.num_prompt_tokens ? r.num_prefill_tokens - r.num_prompt_tokens : 0;
   r.mean_concurrency = total > 0 ? weighted / total : stats.mean_running;
   r.timeline = std::move(timeline);
   return r;
@@ -103,6 +112,10 @@ std::string bench_text(const BenchResult& r) {
                      r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction);
   out += fmt::format("Step time: forward {:.2f}%, pruning {:.2f}%, scheduling and bookkeeping {:.2f}%\n",
                      100 * r.forward_fraction, 100 * r.prune_fraction, 100 * r.bookkeeping_fraction);
+  out += fmt::format("Steps: {} with prefill ({:.3f} s, {} prompt tokens computed, {} of them recomputed after "
+                     "preemption), {} decode-only ({:.3f} s)\n",
+                     r.num_prefill_steps, r.prefill_step_time, r.num_prefill_tokens, r.num_recomputed_tokens,
+                     r.num_decode_steps, r.decode_step_time);
   if (r.elapsed_times.size() > 1) {
     const auto [lo, hi] = std::minmax_element(r.elapsed_times.begin(), r.elapsed_times.end());
     out += fmt::format("Repetitions: {}, elapsed {:.3f} s median (min {:.3f}, max {:.3f}); figures above from the "
@@ -158,6 +171,12 @@ nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results) {
                                 {"forward_fraction", r.forward_fraction},
                                 {"prune_fraction", r.prune_fraction},
                                 {"bookkeeping_fraction", r.bookkeeping_fraction},
+                                {"num_prefill_steps", r.num_prefill_steps},
+                                {"prefill_step_time", r.prefill_step_time},
+                                {"num_decode_steps", r.num_decode_steps},
+                                {"decode_step_time", r.decode_step_time},
+                                {"num_prefill_tokens", r.num_prefill_tokens},
+                                {"num_recomputed_tokens", r.num_recomputed_tokens},
                                 {"elapsed_times", r.elapsed_times.empty() ? std::vector<double>{r.elapsed_time}
                                                                           : r.elapsed_times}};
     if (r.verify) {

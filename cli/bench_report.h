@@ -39,6 +39,15 @@ struct BenchResult {
   double forward_fraction = 0.0;
   double prune_fraction = 0.0;
   double bookkeeping_fraction = 0.0;
+  // Where the steps went: those that computed prompt tokens (a chunk, or a preempted request's
+  // recompute, with or without decodes beside it) and decode-only steps; pruning changes the
+  // second, preemptions the first.
+  size_t num_prefill_steps = 0;
+  double prefill_step_time = 0.0;  // seconds, the steps' durations summed
+  size_t num_decode_steps = 0;
+  double decode_step_time = 0.0;
+  size_t num_prefill_tokens = 0;     // computed, recomputed ones included
+  size_t num_recomputed_tokens = 0;  // prefill tokens beyond the finished requests' prompts
   std::optional<VerifyResult> verify;
   std::vector<StepStats> timeline;  // one per step
   std::vector<double> elapsed_times;  // --repetitions: every run's elapsed_time, in run order
@@ -69,7 +78,8 @@ std::string bench_ratio_table(const std::vector<BenchResult>& results);
 // total_num_tokens, requests_per_second, tokens_per_second, output_tokens_per_second,
 // peak_kv_blocks_used, kv_blocks_total, max_concurrency, num_preemptions,
 // blocks_freed_by_pruning, mean_kv_kept_fraction, forward_fraction, prune_fraction,
-// bookkeeping_fraction, elapsed_times; plus verify_num_requests,
+// bookkeeping_fraction, num_prefill_steps, prefill_step_time, num_decode_steps,
+// decode_step_time, num_prefill_tokens, num_recomputed_tokens, elapsed_times; plus verify_num_requests,
 // verify_exact_agreement and verify_mean_prefix_fraction when --verify ran.
 nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results);
 // Three panels (KV blocks in use, running, waiting) over time since the first step, one line per policy.

@@ -26,9 +26,11 @@ BenchResult two_second_run(std::string policy) {
   timeline[0].duration = 1.0;
   timeline[0].num_running = 1;
   timeline[0].time = 1.0;
+  timeline[0].num_prefill_tokens = 36;  // 30 prompt tokens + 6 recomputed
   timeline[1].duration = 3.0;
   timeline[1].num_running = 3;
   timeline[1].time = 4.0;
+  timeline[1].num_decode_tokens = 3;
   return summarize_bench(std::move(policy), 2.0, outputs, stats, 64, timeline);
 }
 
@@ -50,6 +52,12 @@ TEST(BenchReport, SummarisesARun) {
   EXPECT_DOUBLE_EQ(r.forward_fraction, 0.75);
   EXPECT_DOUBLE_EQ(r.prune_fraction, 0.125);
   EXPECT_DOUBLE_EQ(r.bookkeeping_fraction, 0.125);
+  EXPECT_EQ(r.num_prefill_steps, 1u);
+  EXPECT_DOUBLE_EQ(r.prefill_step_time, 1.0);
+  EXPECT_EQ(r.num_decode_steps, 1u);
+  EXPECT_DOUBLE_EQ(r.decode_step_time, 3.0);
+  EXPECT_EQ(r.num_prefill_tokens, 36u);
+  EXPECT_EQ(r.num_recomputed_tokens, 6u);
 }
 
 TEST(BenchReport, TextHasVllmThroughputLine) {
@@ -63,6 +71,10 @@ TEST(BenchReport, TextHasVllmThroughputLine) {
   EXPECT_NE(text.find("mean 2.5, max 3"), std::string::npos);
   EXPECT_NE(text.find("Preemptions: 2; blocks freed by pruning: 7"), std::string::npos);
   EXPECT_NE(text.find("Step time: forward 75.00%, pruning 12.50%, scheduling and bookkeeping 12.50%"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Steps: 1 with prefill (1.000 s, 36 prompt tokens computed, 6 of them recomputed after "
+                      "preemption), 1 decode-only (3.000 s)"),
             std::string::npos)
       << text;
 }
@@ -89,6 +101,12 @@ TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
                                               "forward_fraction",
                                               "prune_fraction",
                                               "bookkeeping_fraction",
+                                              "num_prefill_steps",
+                                              "prefill_step_time",
+                                              "num_decode_steps",
+                                              "decode_step_time",
+                                              "num_prefill_tokens",
+                                              "num_recomputed_tokens",
                                               "elapsed_times"};
   std::vector<std::string> keys;
   for (const auto& [key, value] : json[0].items()) keys.push_back(key);

@@ -145,6 +145,9 @@ TEST(CliBench, RandomPromptsPrintThroughputAndWriteTheIssueJson) {
     EXPECT_EQ(p["num_requests"], 6);
     EXPECT_EQ(p["total_num_tokens"], 6 * (40 + 6));
     EXPECT_EQ(p["kv_blocks_total"], 600);
+    EXPECT_EQ(p["num_prefill_tokens"], 6 * 40);  // room for all six: nothing preempted, nothing recomputed
+    EXPECT_EQ(p["num_recomputed_tokens"], 0);
+    EXPECT_GE(p["num_decode_steps"], 5);  // the first of six tokens is sampled by the prefill
     EXPECT_EQ(p["verify_num_requests"], 3);
     EXPECT_EQ(p["elapsed_times"].size(), 3u);
   }
