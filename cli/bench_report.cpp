@@ -112,7 +112,7 @@ std::string bench_text(const BenchResult& r) {
                      r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction);
   out += fmt::format("Step time: forward {:.2f}%, pruning {:.2f}%, scheduling and bookkeeping {:.2f}%\n",
                      100 * r.forward_fraction, 100 * r.prune_fraction, 100 * r.bookkeeping_fraction);
-  out += fmt::format("Steps: {} with prefill ({:.3f} s, {} prompt tokens computed, {} of them recomputed after "
+  out += fmt::format("Steps: {} with prefill ({:.3f} s, {} tokens prefilled, {} of them recomputed after "
                      "preemption), {} decode-only ({:.3f} s)\n",
                      r.num_prefill_steps, r.prefill_step_time, r.num_prefill_tokens, r.num_recomputed_tokens,
                      r.num_decode_steps, r.decode_step_time);

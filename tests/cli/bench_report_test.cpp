@@ -73,7 +73,7 @@ TEST(BenchReport, TextHasVllmThroughputLine) {
   EXPECT_NE(text.find("Step time: forward 75.00%, pruning 12.50%, scheduling and bookkeeping 12.50%"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("Steps: 1 with prefill (1.000 s, 36 prompt tokens computed, 6 of them recomputed after "
+  EXPECT_NE(text.find("Steps: 1 with prefill (1.000 s, 36 tokens prefilled, 6 of them recomputed after "
                       "preemption), 1 decode-only (3.000 s)"),
             std::string::npos)
       << text;
