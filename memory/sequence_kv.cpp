@@ -240,6 +240,11 @@ size_t SequenceKv::compact(uint32_t layer, uint32_t kv_head, std::span<const uin
   return freed;
 }
 
+void SequenceKv::drop_stats() {
+  stats_group_ = 0;
+  for (List& l : lists_) std::vector<float>().swap(l.stats);  // clear() would keep the capacity
+}
+
 size_t SequenceKv::free_all() {
   // No allocation here: it runs from the destructor and the noexcept move assignment.
   for (List& l : lists_) {

@@ -4,8 +4,9 @@
 // list keeps all its blocks full except the last. Slot i of a list lives in block i / block_size
 // at offset i % block_size.
 //
-// Threads: drop_range, compact and free_all only free blocks, so different sequences may run them
-// in parallel on TBB workers; append, fork and unshare allocate and belong to the engine thread.
+// Threads: drop_range, compact, drop_stats and free_all only free memory, so different sequences
+// may run them in parallel on TBB workers; append, fork and unshare allocate and belong to the
+// engine thread.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -57,6 +58,10 @@ class SequenceKv {
   // kNumSlotStats x G floats of one slot, laid out [stat][g].
   float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot);
   const float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot) const;
+  // Releases the statistics and stops carrying them (has_stats() is false afterwards): a
+  // sequence pruned once needs them no more, and they are host memory outside the pool that
+  // every decode token would otherwise grow (a tenth of the KV's size on Llama-3-8B's shape).
+  void drop_stats();
 
   // Unlinks every block of `layer` (all KV heads) whose slots all lie in positions
   // [first_pos, last_pos] and returns it to the pool: no K/V data moves. Slots of partly covered

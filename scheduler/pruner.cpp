@@ -17,6 +17,8 @@ void prune_one(Request& request, uint32_t num_query_heads, PruneResult& result) 
     const PruneView view{*request.kv, prompt_len, num_query_heads};
     const PrunePlan plan = request.policy->select(view);
     result.outcome = apply_prune_plan(plan, *request.kv, prompt_len);
+    // Pruning is once per prefill (a recompute starts a fresh KV with statistics again).
+    request.kv->drop_stats();
   } catch (const std::exception& e) {
     result.error = e.what();
   }

@@ -230,6 +230,24 @@ TEST(SequenceKv, CompactMovesKeptSlotsDownWithDataPositionsAndStats) {
   EXPECT_TRUE(testing::pool_accounting_holds(pool, all));
 }
 
+TEST(SequenceKv, DropStatsReleasesThemAndLeavesKvAndLaterOperationsIntact) {
+  BlockPool pool(make_layout(1, 2, 4), 8);
+  SequenceKv seq(pool, /*stats_group=*/2);
+  ASSERT_TRUE(seq.append(positions_range(0, 9)));
+  write_all(seq);
+  seq.drop_stats();
+  EXPECT_FALSE(seq.has_stats());
+  EXPECT_EQ(seq.stats_per_slot(), 0u);
+  expect_contents_match_positions(seq);  // K, V and positions as they were
+  // Compaction and appends go on without statistics.
+  EXPECT_EQ(seq.compact(0, 0, std::vector<uint32_t>{1, 4, 5, 8, 9}), 1u);
+  expect_contents_match_positions(seq);
+  ASSERT_TRUE(seq.append(positions_range(10, 10)));
+  EXPECT_EQ(seq.num_slots(0, 0), 6u);
+  const SequenceKv* all[] = {&seq};
+  EXPECT_TRUE(testing::pool_accounting_holds(pool, all));
+}
+
 TEST(SequenceKv, ForkSharesFullBlocksAndCopiesThePartialLastBlock) {
   BlockPool pool(make_layout(1, 2, 4), 12);
   SequenceKv parent(pool);
