@@ -32,14 +32,15 @@ void copy_slot(const BlockPool& pool, const BlockGeometry& geometry, BlockId src
 
 }  // namespace
 
-SequenceKv::SequenceKv(BlockPool& pool, uint32_t stats_group)
-    : pool_(&pool), stats_group_(stats_group), lists_(pool.layout().num_lists()) {}
+SequenceKv::SequenceKv(BlockPool& pool, uint32_t stats_group, StatMask stats)
+    : pool_(&pool), stats_group_(stats_group), stats_mask_(stats & kAllSlotStats), lists_(pool.layout().num_lists()) {}
 
 SequenceKv::~SequenceKv() { free_all(); }
 
 SequenceKv::SequenceKv(SequenceKv&& other) noexcept
     : pool_(other.pool_),
       stats_group_(other.stats_group_),
+      stats_mask_(other.stats_mask_),
       lists_(std::move(other.lists_)),
       num_blocks_(std::exchange(other.num_blocks_, 0)),
       may_share_(other.may_share_) {
@@ -51,6 +52,7 @@ SequenceKv& SequenceKv::operator=(SequenceKv&& other) noexcept {
   PKV_CHECK(pool_ == other.pool_, "move-assigning a sequence across pools");
   free_all();
   stats_group_ = other.stats_group_;
+  stats_mask_ = other.stats_mask_;
   lists_ = std::move(other.lists_);
   other.lists_.clear();
   num_blocks_ = std::exchange(other.num_blocks_, 0);
@@ -282,7 +284,7 @@ std::optional<SequenceKv> SequenceKv::fork() const {
   for (const List& l : lists_) partial += l.positions.size() % block_size != 0;
   std::vector<BlockId> fresh;
   if (!pool_->allocate(partial, fresh)) return std::nullopt;
-  SequenceKv child(*pool_, stats_group_);
+  SequenceKv child(*pool_, stats_group_, stats_mask_);
   size_t next_fresh = 0;
   for (size_t i = 0; i < lists_.size(); ++i) {
     const List& src = lists_[i];

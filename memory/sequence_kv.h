@@ -7,12 +7,14 @@
 // Threads: drop_range, compact, drop_stats and free_all only free memory, so different sequences
 // may run them in parallel on TBB workers; append, fork and unshare allocate and belong to the
 // engine thread.
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <vector>
 
+#include "common/check.h"
 #include "common/ids.h"
 #include "memory/block_pool.h"
 #include "memory/slot_stats.h"
@@ -21,9 +23,10 @@ namespace prunekv {
 
 class SequenceKv {
  public:
-  // stats_group = query heads per KV head (G) to carry kNumSlotStats x G floats per slot, or 0
-  // for no statistics (nothing is stored or recorded then).
-  explicit SequenceKv(BlockPool& pool, uint32_t stats_group = 0);
+  // stats_group = query heads per KV head (G) to carry G floats per slot of each statistic in
+  // `stats` (a policy reads one: carrying the others would only cost memory), or 0 for no
+  // statistics (nothing is stored or recorded then).
+  explicit SequenceKv(BlockPool& pool, uint32_t stats_group = 0, StatMask stats = kAllSlotStats);
   ~SequenceKv();  // free_all()
   SequenceKv(const SequenceKv&) = delete;
   SequenceKv& operator=(const SequenceKv&) = delete;
@@ -54,8 +57,15 @@ class SequenceKv {
 
   uint32_t stats_group() const { return stats_group_; }
   bool has_stats() const { return stats_group_ != 0; }
-  size_t stats_per_slot() const { return size_t{kNumSlotStats} * stats_group_; }
-  // kNumSlotStats x G floats of one slot, laid out [stat][g].
+  // The statistics carried (none without stats_group).
+  StatMask stats_carried() const { return has_stats() ? stats_mask_ : 0; }
+  size_t stats_per_slot() const { return size_t(std::popcount(stats_carried())) * stats_group_; }
+  // Where statistic s (one carried) starts among a slot's floats: its G values follow.
+  size_t stat_offset(SlotStat s) const {
+    PKV_DCHECK((stats_carried() & stat_bit(s)) != 0, "statistic {} is not carried", static_cast<uint32_t>(s));
+    return size_t(std::popcount(stats_mask_ & (stat_bit(s) - 1))) * stats_group_;
+  }
+  // stats_per_slot() floats of one slot: the carried statistics in SlotStat order, G each.
   float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot);
   const float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot) const;
   // Releases the statistics and stops carrying them (has_stats() is false afterwards): a
@@ -106,6 +116,7 @@ class SequenceKv {
 
   BlockPool* pool_;
   uint32_t stats_group_;
+  StatMask stats_mask_;
   std::vector<List> lists_;
   size_t num_blocks_ = 0;
   // Set once this sequence forks or is forked: only then can its blocks be shared, so only then

@@ -3,8 +3,9 @@
 // forward step writes them (only for sequences that ask) and pruning policies read them; they
 // live here so model/ and policies/ never include each other.
 //
-// Per slot of a (layer, KV head) list: kNumSlotStats x G floats, G = query heads per KV head,
-// laid out [stat][g]; query head h = kv_head * G + g.
+// Per slot of a (layer, KV head) list: G floats for each statistic the sequence carries (the ones
+// its policy reads), G = query heads per KV head, laid out [stat][g] in SlotStat order; query
+// head h = kv_head * G + g.
 #include <cstdint>
 
 namespace prunekv {

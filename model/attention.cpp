@@ -393,6 +393,9 @@ void PagedAttention::reserve(const StepBatch& batch) {
     PKV_CHECK(!seq.stats || seq.kv->stats_group() == group_,
               "statistics requested but the sequence carries {} stats per KV head, model has G = {}",
               seq.kv->stats_group(), group_);
+    PKV_CHECK(!seq.stats || (seq.stats->stats & ~seq.kv->stats_carried()) == 0,
+              "statistics {:#x} requested but the sequence carries only {:#x}", seq.stats->stats,
+              seq.kv->stats_carried());
     for (uint32_t layer = 0; layer < layout.num_layers; ++layer) {
       for (uint32_t h = 0; h < num_kv_heads_; ++h) {
         const size_t slots = seq.kv->num_slots(layer, h);
@@ -512,9 +515,7 @@ void PagedAttention::record_stats(const AttentionArgs& args, const StepSequence&
   SequenceKv& kv = *seq.kv;
   float* stats = kv.slot_stats(args.layer, kv_head, 0);
   const size_t per_slot = kv.stats_per_slot();
-  const auto stat = [&](SlotStat st, size_t g) {
-    return stats + size_t{static_cast<uint32_t>(st)} * group_ + g;
-  };
+  const auto stat = [&](SlotStat st, size_t g) { return stats + kv.stat_offset(st) + g; };
   for (size_t g = 0; g < group_; ++g) {
     const float* p = probs + g * stride;
     const float inv = inv_sum ? inv_sum[g] : 1.0f;  // x * 1.0f == x

@@ -68,14 +68,15 @@ class DBudgetPolicy final : public PruningPolicy {
   PrunePlan select(const PruneView& view) const override {
     const SequenceKv& kv = view.kv;
     const KvLayout& layout = kv.layout();
-    PKV_CHECK(kv.has_stats(), "dbudget reads the last-row attention but the sequence records none");
+    PKV_CHECK(kv.stats_carried() & stat_bit(SlotStat::kLastRow),
+              "dbudget reads the last-row attention but the sequence records none");
     const uint32_t group = kv.stats_group();
     PKV_CHECK(size_t{group} * layout.num_kv_heads == view.num_query_heads,
               "statistics for {} query heads per KV head, but {} query heads over {} KV heads",
               group, view.num_query_heads, layout.num_kv_heads);
     const size_t n = view.prompt_len > 0 ? size_t(view.prompt_len) : 0;
     const size_t num_heads = view.num_query_heads;
-    const size_t stat_offset = size_t{static_cast<uint32_t>(SlotStat::kLastRow)} * group;
+    const size_t stat_offset = kv.stat_offset(SlotStat::kLastRow);
 
     PrunePlan plan;
     plan.block_rounded = !params_.exact;

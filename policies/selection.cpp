@@ -30,9 +30,9 @@ PromptSlots prompt_slots(const SequenceKv& kv, uint32_t layer, uint32_t kv_head,
 
 std::vector<double> group_stat_sum(const SequenceKv& kv, uint32_t layer, uint32_t kv_head,
                                    const PromptSlots& ps, SlotStat stat) {
-  PKV_CHECK(kv.has_stats(), "the policy reads attention statistics but the sequence records none");
+  PKV_CHECK(kv.stats_carried() & stat_bit(stat), "the policy reads attention statistics but the sequence records none");
   const uint32_t group = kv.stats_group();
-  const size_t offset = size_t{static_cast<uint32_t>(stat)} * group;
+  const size_t offset = kv.stat_offset(stat);
   std::vector<double> sums(ps.size(), 0.0);
   for (size_t i = 0; i < ps.size(); ++i) {
     const float* stats = kv.slot_stats(layer, kv_head, ps.slots[i]) + offset;

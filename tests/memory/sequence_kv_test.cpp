@@ -230,6 +230,24 @@ TEST(SequenceKv, CompactMovesKeptSlotsDownWithDataPositionsAndStats) {
   EXPECT_TRUE(testing::pool_accounting_holds(pool, all));
 }
 
+TEST(SequenceKv, CarriesOnlyTheStatisticsAskedForInSlotStatOrder) {
+  BlockPool pool(make_layout(1, 2, 4), 16);
+  SequenceKv seq(pool, /*stats_group=*/2, stat_bit(SlotStat::kWindowSum) | stat_bit(SlotStat::kAccumulated));
+  EXPECT_EQ(seq.stats_carried(), stat_bit(SlotStat::kWindowSum) | stat_bit(SlotStat::kAccumulated));
+  EXPECT_EQ(seq.stats_per_slot(), 4u);  // two statistics x G, not three
+  EXPECT_EQ(seq.stat_offset(SlotStat::kWindowSum), 0u);
+  EXPECT_EQ(seq.stat_offset(SlotStat::kAccumulated), 2u);
+  ASSERT_TRUE(seq.append(positions_range(0, 9)));
+  write_all(seq);
+  EXPECT_EQ(seq.compact(0, 1, std::vector<uint32_t>{0, 3, 9}), 2u);  // statistics move with their slots
+  expect_contents_match_positions(seq);
+  auto child = seq.fork();
+  ASSERT_TRUE(child.has_value());
+  EXPECT_EQ(child->stats_carried(), seq.stats_carried());
+  expect_contents_match_positions(*child);
+  EXPECT_EQ(SequenceKv(pool).stats_carried(), 0u);  // no stats_group: nothing carried
+}
+
 TEST(SequenceKv, DropStatsReleasesThemAndLeavesKvAndLaterOperationsIntact) {
   BlockPool pool(make_layout(1, 2, 4), 8);
   SequenceKv seq(pool, /*stats_group=*/2);

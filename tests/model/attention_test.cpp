@@ -444,6 +444,64 @@ TEST(PagedAttention, RecordsOnlyTheRequestedStatistics) {
   }
 }
 
+// A sequence carrying only the statistic its policy reads (as the scheduler makes them) records
+// exactly what one carrying all three records for it, in a third of the memory; the outputs are
+// the same.
+TEST(PagedAttention, ASequenceCarryingOneStatisticRecordsItAsOneCarryingAllDoes) {
+  const KvLayout layout = one_layer(/*head_dim=*/8, /*block_size=*/16);
+  const uint32_t group = 2, heads = 4;
+  BlockPool pool(layout, 64);
+  std::vector<Pos> positions(60);
+  for (size_t p = 0; p < positions.size(); ++p) positions[p] = Pos(p);
+  SequenceKv all(pool, group);
+  ASSERT_TRUE(all.append(positions));
+  std::mt19937_64 rng(12);
+  fill_random_kv(all, rng);
+  StepBatch probe;
+  probe.add(&all, std::vector<TokenId>(40, 0), 20, true);
+  const auto q = random_queries(probe, heads, layout.head_dim, 13);
+  for (uint32_t s = 0; s < kNumSlotStats; ++s) {
+    const auto stat = static_cast<SlotStat>(s);
+    SequenceKv lean(pool, group, stat_bit(stat));
+    ASSERT_TRUE(lean.append(positions));
+    std::mt19937_64 same(12);
+    fill_random_kv(lean, same);
+    ASSERT_EQ(lean.stats_per_slot(), group);
+    ASSERT_EQ(lean.stat_offset(stat), 0u);
+    const StatsRequest request{50, 6, stat_bit(stat)};
+    for (const Kernel kernel : {Kernel::kSerial, Kernel::kParallel, Kernel::kReference}) {
+      StepBatch wide_batch, lean_batch;
+      wide_batch.add(&all, std::vector<TokenId>(40, 0), 20, true, request);
+      lean_batch.add(&lean, std::vector<TokenId>(40, 0), 20, true, request);
+      const auto wide = run_attention(kernel, wide_batch, q, heads);  // outputs, then [list][slot][stat][g]
+      const auto narrow = run_attention(kernel, lean_batch, q, heads);  // outputs, then [list][slot][g]
+      ASSERT_EQ(0, std::memcmp(wide.data(), narrow.data(), q.size() * sizeof(float)));
+      const size_t slots = (wide.size() - q.size()) / (kNumSlotStats * group);
+      ASSERT_EQ(narrow.size() - q.size(), slots * group);
+      double recorded = 0.0;
+      for (size_t i = 0; i < slots; ++i) {
+        for (size_t g = 0; g < group; ++g) {
+          const float got = narrow[q.size() + i * group + g];
+          ASSERT_EQ(got, wide[q.size() + (i * kNumSlotStats + s) * group + g]) << "stat " << s << " slot " << i;
+          recorded += got;
+        }
+      }
+      EXPECT_GT(recorded, 0.0) << "stat " << s;
+    }
+  }
+}
+
+TEST(PagedAttentionDeathTest, AStatisticTheSequenceDoesNotCarryIsCaught) {
+  const KvLayout layout = one_layer(/*head_dim=*/8, /*block_size=*/16);
+  BlockPool pool(layout, 8);
+  SequenceKv lean(pool, /*stats_group=*/2, stat_bit(SlotStat::kLastRow));
+  ASSERT_TRUE(lean.append(std::vector<Pos>{0, 1, 2}));
+  StepBatch batch;
+  batch.add(&lean, std::vector<TokenId>(3, 0), 0, true, StatsRequest{3, 8, stat_bit(SlotStat::kAccumulated)});
+  PagedAttention attention(4, layout.num_kv_heads, layout.head_dim, 1);
+  EXPECT_DEATH(attention.reserve(batch), "requested but the sequence carries only");
+}
+
 // Chunked prefill with statistics, then decode: every slot's statistics equal the reference's
 // softmax rows (last row, window sum, accumulated), and decode queries add nothing.
 TEST(PagedAttention, RecordsTheReferenceSoftmaxRowsAsStatistics) {
