@@ -70,7 +70,7 @@ class SequenceKv {
   const float* slot_stats(uint32_t layer, uint32_t kv_head, size_t slot) const;
   // Releases the statistics and stops carrying them (has_stats() is false afterwards): a
   // sequence pruned once needs them no more, and they are host memory outside the pool that
-  // every decode token would otherwise grow (a tenth of the KV's size on Llama-3-8B's shape).
+  // every decode token would otherwise grow.
   void drop_stats();
 
   // Unlinks every block of `layer` (all KV heads) whose slots all lie in positions
