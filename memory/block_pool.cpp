@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/byte_size.h"
 #include "common/check.h"
 #include "common/error.h"
 #include "common/large_buffer.h"
@@ -25,16 +26,15 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
   layout_.validate();
   if (num_blocks >= kInvalidBlock)
     throw ConfigError(fmt::format("block pool: {} blocks, expected fewer than {}", num_blocks, kInvalidBlock));
-  // The arena only with storage; the bookkeeping always.
-  constexpr double kGiB = double(1ull << 30);
-  const double bookkeeping = double(num_blocks) * double(decltype(Impl::core)::kBytesPerBlock);
-  const double data = storage == Storage::kArena ? double(num_blocks) * double(layout_.bytes_per_block()) : 0.0;
-  if (const uint64_t ram = physical_memory_bytes(); ram != 0 && data + bookkeeping > double(ram)) {
-    throw ConfigError(fmt::format("block pool: {} blocks of {} bytes need {:.1f} GiB ({:.1f} GiB of KV data, {:.1f} "
-                                  "GiB of bookkeeping), more than this machine's {:.1f} GiB of memory; ask for less "
-                                  "KV memory",
-                                  num_blocks, layout_.bytes_per_block(), (data + bookkeeping) / kGiB, data / kGiB,
-                                  bookkeeping / kGiB, double(ram) / kGiB));
+  // The arena only with storage; the bookkeeping always. num_blocks < 2^32 and KvLayout::validate
+  // caps a block at 2^28 bytes, so these fit in 64 bits.
+  const uint64_t bookkeeping = uint64_t{num_blocks} * decltype(Impl::core)::kBytesPerBlock;
+  const uint64_t data = storage == Storage::kArena ? uint64_t{num_blocks} * layout_.bytes_per_block() : 0;
+  if (const uint64_t ram = physical_memory_bytes(); ram != 0 && data + bookkeeping > ram) {
+    throw ConfigError(fmt::format("block pool: {} blocks of {} bytes need {} ({} of KV data, {} of bookkeeping), "
+                                  "more than this machine's {} of memory; ask for less KV memory",
+                                  num_blocks, layout_.bytes_per_block(), format_bytes(data + bookkeeping),
+                                  format_bytes(data), format_bytes(bookkeeping), format_bytes(ram)));
   }
   try {
     impl_ = std::make_unique<Impl>(num_blocks);
@@ -43,10 +43,9 @@ BlockPool::BlockPool(const KvLayout& layout, size_t num_blocks, Storage storage)
       arena_ = allocate_large(std::max<size_t>(num_blocks * layout_.bytes_per_block(), 64));
     }
   } catch (const std::bad_alloc&) {
-    throw ConfigError(fmt::format("block pool: cannot allocate {} blocks of {} bytes ({:.1f} GiB): more than this "
-                                  "machine can hold; ask for less KV memory",
-                                  num_blocks, layout_.bytes_per_block(),
-                                  (data + bookkeeping) / kGiB));
+    throw ConfigError(fmt::format("block pool: cannot allocate {} blocks of {} bytes ({}): more than this machine "
+                                  "can hold; ask for less KV memory",
+                                  num_blocks, layout_.bytes_per_block(), format_bytes(data + bookkeeping)));
   }
 }
 
