@@ -123,8 +123,8 @@ void Scheduler::admit_waiting(double now, StepPlan& plan, size_t& token_budget) 
     if (w.ready_time > now) break;  // FCFS: later requests wait behind one not yet arrived
     if (!budget.can_admit(w)) break;
     const size_t n = std::min(w.max_next_chunk(), token_budget);
-    const bool needs_stats = w.policy != nullptr && w.policy->prunes() && w.policy->needs_stats();
-    w.kv.emplace(pool_, needs_stats ? group : 0, needs_stats ? w.policy->needed_stats() : 0);
+    const StatMask stats = w.prunes() ? w.policy->needed_stats() : 0;  // what its policy will read
+    w.kv.emplace(pool_, stats != 0 ? group : 0, stats);
     if (!allocate_chunk(w, n)) {
       w.kv.reset();
       break;
