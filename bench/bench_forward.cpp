@@ -125,10 +125,8 @@ constexpr uint32_t kHeads = 6, kKvHeads = 6, kHeadDim = 48;
 void fill_random_kv(SequenceKv& seq, uint32_t kv_heads, uint32_t head_dim, size_t slots, uint64_t seed) {
   for (uint32_t h = 0; h < kv_heads; ++h) {
     const auto kv = random_floats(2 * slots * head_dim, seed + h);
-    for (size_t slot = 0; slot < slots; ++slot) {
-      std::copy_n(kv.begin() + slot * head_dim, head_dim, seq.key(0, h, slot));
-      std::copy_n(kv.begin() + (slots + slot) * head_dim, head_dim, seq.value(0, h, slot));
-    }
+    for (size_t slot = 0; slot < slots; ++slot)
+      seq.write_kv(0, h, slot, kv.data() + slot * head_dim, kv.data() + (slots + slot) * head_dim);
   }
 }
 
@@ -148,9 +146,10 @@ void time_attention(benchmark::State& state, const StepBatch& batch, uint32_t he
 }
 
 // Decode of `batch` sequences (state.range(0)) with `context` slots (range(1)) of random K/V.
-void run_paged_decode(benchmark::State& state, uint32_t heads, uint32_t kv_heads, uint32_t head_dim) {
+void run_paged_decode(benchmark::State& state, uint32_t heads, uint32_t kv_heads, uint32_t head_dim,
+                      KvDtype dtype = KvDtype::kF32) {
   const auto batch_size = size_t(state.range(0)), context = size_t(state.range(1));
-  KvLayout layout{1, kv_heads, head_dim, kDefaultBlockSize, KvDtype::kF32};
+  KvLayout layout{1, kv_heads, head_dim, kDefaultBlockSize, dtype};
   BlockPool pool(layout, batch_size * kv_heads * (context / kDefaultBlockSize + 1));
   std::vector<std::unique_ptr<SequenceKv>> seqs;
   StepBatch batch;
@@ -168,6 +167,12 @@ void run_paged_decode(benchmark::State& state, uint32_t heads, uint32_t kv_heads
 
 void BM_Attention_PagedDecode(benchmark::State& state) { run_paged_decode(state, kHeads, kKvHeads, kHeadDim); }
 BENCHMARK(BM_Attention_PagedDecode)->Args({1, 256})->Args({32, 256})->Args({32, 1024});
+
+// The same over an f16 cache: half the bytes to read, widened to f32 on the way.
+void BM_Attention_PagedDecodeF16(benchmark::State& state) {
+  run_paged_decode(state, kHeads, kKvHeads, kHeadDim, KvDtype::kF16);
+}
+BENCHMARK(BM_Attention_PagedDecodeF16)->Args({32, 256})->Args({32, 1024});
 
 // The same work over one contiguous K/V array per (sequence, head): the cost of paging.
 void BM_Attention_ContiguousDecode(benchmark::State& state) {

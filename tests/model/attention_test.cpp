@@ -266,9 +266,10 @@ TEST(PagedAttention, TiledKernelMatchesTheReferenceAcrossShapes) {
 }
 
 // An f16 cache holding values that f16 represents exactly must give the same bits as an f32
-// cache holding them: the kernels widen f16 blocks and then run the f32 path unchanged.
+// cache holding them: the kernels widen f16 blocks and then run the f32 path unchanged (every
+// head_dim path of it: the transposed head_dim 8 scores, dot4, 1 to 4 vectors of V per pass).
 TEST(PagedAttention, HalfPrecisionCacheReadsAsTheSameValues) {
-  for (const uint32_t head_dim : {8u, 64u}) {
+  for (const uint32_t head_dim : {8u, 16u, 24u, 48u, 64u}) {
     SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim);
     KvLayout layout32 = one_layer(head_dim, 16), layout16 = layout32;
     layout16.dtype = KvDtype::kF16;
