@@ -1,6 +1,8 @@
 #include "memory/block_pool.h"
 
 #include <fmt/format.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cstring>
@@ -66,7 +68,16 @@ uint32_t BlockPool::ref_count(BlockId id) const { return impl_->core.ref_count(i
 size_t BlockPool::num_free_blocks() const { return impl_->core.num_free(); }
 
 void BlockPool::commit_memory() {
-  if (arena_ != nullptr) std::memset(arena_, 0, arena_bytes());
+  if (arena_ == nullptr) return;
+  // The kernel zeroes each page as it is first touched: touching them from every thread of the
+  // caller's arena shares that out (2 GiB: 0.24 s on one thread, 0.14-0.18 s on two here).
+  constexpr size_t kChunk = size_t{2} << 20;  // a huge page
+  const size_t bytes = arena_bytes();
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, (bytes + kChunk - 1) / kChunk),
+                    [&](const tbb::blocked_range<size_t>& r) {
+                      const size_t begin = r.begin() * kChunk, end = std::min(bytes, r.end() * kChunk);
+                      std::memset(arena_ + begin, 0, end - begin);
+                    });
 }
 
 std::byte* BlockPool::block_data(BlockId id) const {

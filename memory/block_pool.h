@@ -54,8 +54,8 @@ class BlockPool {
   size_t arena_bytes() const { return has_storage() ? num_blocks_ * layout_.bytes_per_block() : 0; }
   // Maps every page of the arena now by writing zeros, as llama.cpp clears its KV buffer when a
   // context is created: otherwise the first write to each page faults inside a step (on a 2 MiB
-  // huge page the kernel zeroes it there). Benchmarks call it before their clocks start. No-op
-  // on a count-only pool.
+  // huge page the kernel zeroes it there). Benchmarks call it before their clocks start. Runs
+  // on the threads of the caller's TBB arena. No-op on a count-only pool.
   void commit_memory();
 
  private:

@@ -100,7 +100,7 @@ Engine::Impl::Impl(ModelRunner& r, EngineConfig c)
     throw ConfigError(fmt::format("model: {} query heads is not a multiple of {} KV heads", num_query_heads,
                                   layout.num_kv_heads));
   policy_for(config.default_policy);  // a bad default policy is a ConfigError now, not per request
-  if (config.commit_kv_memory) pool->commit_memory();
+  if (config.commit_kv_memory) arena.execute([&] { pool->commit_memory(); });
   const size_t blocks = pool->num_total_blocks();
   log->info("KV pool: {} blocks x {} tokens x {} bytes = {} ({} lists of {} layers x {} KV heads, {}, {} tokens "
             "per list at most)",

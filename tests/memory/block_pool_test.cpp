@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -153,6 +154,15 @@ TEST(BlockPool, CommitMemoryZeroesTheWholeArenaAndLeavesCountersAlone) {
   BlockPool count_only(layout, 3, BlockPool::Storage::kCountOnly);
   count_only.commit_memory();  // nothing to map
   expect_counters(count_only, 0, 3);
+
+  // An arena of several 2 MiB pieces and a partial one, committed by as many threads as there are.
+  const KvLayout wide{1, 1, 64, 16, KvDtype::kF32};  // 8 KiB blocks
+  BlockPool large(wide, 700);                         // 5.47 MiB
+  std::memset(large.block_data(0), 0x5a, large.arena_bytes());
+  large.commit_memory();
+  const std::byte* data = large.block_data(0);
+  const auto* nonzero = std::find_if(data, data + large.arena_bytes(), [](std::byte b) { return b != std::byte{0}; });
+  EXPECT_EQ(nonzero - data, static_cast<ptrdiff_t>(large.arena_bytes())) << "first byte left unzeroed";
 }
 
 TEST(BlockPool, CountOnlyPoolKeepsCountersWithoutArena) {
