@@ -151,6 +151,7 @@ struct Transformer::Impl {
   std::vector<float> rope_cos;  // [T][head_dim/2]
   std::vector<float> rope_sin;  // [T][head_dim/2]
   std::vector<float> last;      // [S][dim] final-normed rows of the sampling tokens
+  std::vector<uint32_t> token_seq;  // [T] index into batch.seqs of each token's sequence
 };
 
 Transformer::Transformer(const Model& model, int num_threads) : model_(model) {
@@ -199,6 +200,11 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
   for (auto* buf : {&s.k, &s.v}) buf->resize(T * kv_dim);
   for (auto* buf : {&s.hb, &s.hb2}) buf->resize(T * hidden);
   for (auto* buf : {&s.rope_cos, &s.rope_sin}) buf->resize(T * half);
+  s.token_seq.resize(T);
+  for (uint32_t i = 0; i < batch.seqs.size(); ++i) {
+    const StepSequence& seq = batch.seqs[i];
+    std::fill_n(s.token_seq.begin() + seq.first_token, seq.num_tokens, i);
+  }
   s.attention.reserve(batch);
 
   // Token embeddings, and each token's RoPE angles (shared by every layer and head).
@@ -213,8 +219,10 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
     const LayerWeights& w = model_.layers[l];
     const PackedLayer& pw = s.packed->layers[l];
 
-    // Attention: norm, QKV projections over every token of the step, RoPE at each position.
+    // Attention: (the previous layer's MLP residual), norm, QKV projections over every token
+    // of the step, RoPE at each position.
     s.for_each_token(T, [&](size_t t) {
+      if (l > 0) add_in_place(s.x.data() + t * dim, s.xb.data() + t * dim, dim);
       rmsnorm(s.xb.data() + t * dim, s.x.data() + t * dim, w.attn_norm, dim, c.norm_eps);
     });
     s.gemm(pw.qkv, s.xb.data(), T, {{s.q.data(), dim}, {s.k.data(), kv_dim}, {s.v.data(), kv_dim}});
@@ -223,21 +231,16 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
       const float* sin = s.rope_sin.data() + t * half;
       rope(s.q.data() + t * dim, c.num_heads, hd, cos, sin, c.rope_layout);
       rope(s.k.data() + t * kv_dim, c.num_kv_heads, hd, cos, sin, c.rope_layout);
-    });
-
-    // K/V of the step's tokens go to each list's last num_tokens slots (lists pruned to
-    // different lengths put the same token in different slots).
-    for (const StepSequence& seq : batch.seqs) {
+      // The token's K/V go to its slot in each list: among the list's last num_tokens slots
+      // (lists pruned to different lengths put the same token in different slots). Tokens
+      // write disjoint slots, so any split over threads is race-free.
+      const StepSequence& seq = batch.seqs[s.token_seq[t]];
+      const size_t i = t - seq.first_token;
       for (uint32_t h = 0; h < c.num_kv_heads; ++h) {
-        const size_t first_slot = seq.kv->num_slots(l, h) - seq.num_tokens;
-        for (size_t i = 0; i < seq.num_tokens; ++i) {
-          const size_t t = seq.first_token + i;
-          const float* k_src = s.k.data() + t * kv_dim + h * hd;
-          const float* v_src = s.v.data() + t * kv_dim + h * hd;
-          seq.kv->write_kv(l, h, first_slot + i, k_src, v_src);
-        }
+        seq.kv->write_kv(l, h, seq.kv->num_slots(l, h) - seq.num_tokens + i, s.k.data() + t * kv_dim + h * hd,
+                         s.v.data() + t * kv_dim + h * hd);
       }
-    }
+    });
 
     const AttentionArgs args{&batch, l, s.q.data(), s.att.data()};
     if (s.num_threads == 1 || attention_macs(batch, l, c) < kInlineMacs) {
@@ -246,25 +249,27 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
       s.attention.run_parallel(args, s.arena);
     }
     s.gemm(pw.wo, s.att.data(), T, {{s.xb.data(), dim}});
-    add_in_place(s.x.data(), s.xb.data(), T * dim);
 
-    // MLP: norm, gate and up projections, SwiGLU, down projection, residual.
+    // MLP: the attention residual, norm, gate and up projections, SwiGLU, down projection (its
+    // residual is added where the next layer, or the final norm, reads x).
     s.for_each_token(T, [&](size_t t) {
+      add_in_place(s.x.data() + t * dim, s.xb.data() + t * dim, dim);
       rmsnorm(s.xb.data() + t * dim, s.x.data() + t * dim, w.ffn_norm, dim, c.norm_eps);
     });
     s.gemm(pw.w13, s.xb.data(), T, {{s.hb.data(), hidden}, {s.hb2.data(), hidden}});
     s.for_each_token(T, [&](size_t t) { swiglu(s.hb.data() + t * hidden, s.hb2.data() + t * hidden, hidden); });
     s.gemm(pw.w2, s.hb.data(), T, {{s.xb.data(), dim}});
-    add_in_place(s.x.data(), s.xb.data(), T * dim);
   }
 
-  // Final norm and classifier for the last token of each sampling sequence only.
+  // The last layer's MLP residual, final norm and classifier for the last token of each
+  // sampling sequence only: no other token's x is read again.
   const size_t num_sampling = batch.num_sampling();
   s.last.resize(num_sampling * dim);
   size_t row = 0;
   for (const StepSequence& seq : batch.seqs) {
     if (!seq.sample) continue;
     const size_t t = seq.first_token + seq.num_tokens - 1;
+    add_in_place(s.x.data() + t * dim, s.xb.data() + t * dim, dim);  // n_layers >= 1: validated
     rmsnorm(s.last.data() + row * dim, s.x.data() + t * dim, model_.final_norm, dim, c.norm_eps);
     ++row;
   }
