@@ -9,7 +9,7 @@
 namespace prunekv {
 
 // out[i] = x[i] * weight[i] / sqrt(mean(x^2) + eps), one row of [dim]; out may alias x.
-// Matches llama2.c run.c rmsnorm().
+// llama2.c run.c rmsnorm(), its sum of squares in 8 lanes.
 void rmsnorm(float* out, const float* x, const float* weight, size_t dim, float eps);
 
 // cos/sin of the rotation angle pos * freq(k) for each of the head_dim/2 pairs k of one
