@@ -14,6 +14,7 @@
 #include <span>
 #include <vector>
 
+#include "common/check.h"
 #include "memory/block_pool.h"
 #include "memory/block_pool_core.h"
 #include "memory/free_block_stack.h"
@@ -189,7 +190,7 @@ void BM_SequenceKv_Append(benchmark::State& state) {
   for (auto _ : state) {
     SequenceKv seq(pool);
     for (Pos pos = 0; pos < Pos(kTokens); ++pos) {
-      seq.append(std::span<const Pos>(&pos, 1));
+      PKV_CHECK(seq.append(std::span<const Pos>(&pos, 1)), "benchmark pool too small");
       for (uint32_t layer = 0; layer < layout.num_layers; ++layer)
         for (uint32_t h = 0; h < layout.num_kv_heads; ++h) {
           std::memcpy(seq.key(layer, h, size_t(pos)), kv.data(), kv.size() * sizeof(float));
@@ -216,7 +217,7 @@ BENCHMARK(BM_SequenceKv_Append_Naive)->Name("BM_SequenceKv_Append/naive")->Unit(
 // Setup shared by drop/compact: a full sequence whose K/V were written (as the forward pass
 // would), so both stores start from warm, written memory.
 void fill(SequenceKv& seq, const std::vector<Pos>& positions) {
-  seq.append(positions);
+  PKV_CHECK(seq.append(positions), "benchmark pool too small");
   const KvLayout& layout = seq.layout();
   for (uint32_t layer = 0; layer < layout.num_layers; ++layer)
     for (uint32_t h = 0; h < layout.num_kv_heads; ++h)

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "common/check.h"
 #include "memory/block_pool.h"
 #include "memory/sequence_kv.h"
 #include "model/attention.h"
@@ -158,7 +159,7 @@ void run_paged_decode(benchmark::State& state, uint32_t heads, uint32_t kv_heads
   const TokenId token = 0;
   for (size_t s = 0; s < batch_size; ++s) {
     seqs.push_back(std::make_unique<SequenceKv>(pool));
-    seqs.back()->append(positions);
+    PKV_CHECK(seqs.back()->append(positions), "benchmark pool too small");
     fill_random_kv(*seqs.back(), kv_heads, head_dim, context, s * 100);
     batch.add(seqs.back().get(), {&token, 1}, Pos(context - 1), true);
   }
@@ -220,7 +221,7 @@ void BM_Attention_PagedPrefill(benchmark::State& state) {
   SequenceKv seq(pool, stats ? heads / kv_heads : 0);
   std::vector<Pos> positions(prompt);
   for (size_t p = 0; p < prompt; ++p) positions[p] = Pos(p);
-  seq.append(positions);
+  PKV_CHECK(seq.append(positions), "benchmark pool too small");
   fill_random_kv(seq, kv_heads, head_dim, prompt, 11);
   std::optional<StatsRequest> request;
   if (stats == 1) request = StatsRequest{Pos(prompt), 8};
@@ -288,7 +289,7 @@ void BM_Forward_Prefill(benchmark::State& state) {
     batch.clear();
     for (size_t s = 0; s < batch_size; ++s) {
       seqs.emplace_back(pool);
-      seqs.back().append(positions);
+      PKV_CHECK(seqs.back().append(positions), "benchmark pool too small");
       batch.add(&seqs.back(), prompt, 0, true);
     }
     transformer.forward(batch, logits);
@@ -323,7 +324,7 @@ void BM_Forward_Decode(benchmark::State& state) {
     const std::vector<TokenId> prompt(context, 5);
     for (auto& seq : seqs) {
       seq.free_all();
-      seq.append(positions);
+      PKV_CHECK(seq.append(positions), "benchmark pool too small");
       batch.add(&seq, prompt, 0, true);
     }
     transformer.forward(batch, logits);
@@ -340,7 +341,7 @@ void BM_Forward_Decode(benchmark::State& state) {
     }
     batch.clear();
     for (auto& seq : seqs) {
-      seq.append({&pos, 1});
+      PKV_CHECK(seq.append({&pos, 1}), "benchmark pool too small");
       batch.add(&seq, {&token, 1}, pos, true);
     }
     transformer.forward(batch, logits);

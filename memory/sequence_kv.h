@@ -42,7 +42,7 @@ class SequenceKv {
   // All or nothing: returns false and changes nothing when the pool is short. The new slots are
   // the last positions.size() of each list; K/V contents are for the caller to write and
   // statistics start at zero.
-  bool append(std::span<const Pos> positions);
+  [[nodiscard]] bool append(std::span<const Pos> positions);
 
   size_t num_slots(uint32_t layer, uint32_t kv_head) const { return list(layer, kv_head).positions.size(); }
   std::span<const BlockId> blocks(uint32_t layer, uint32_t kv_head) const { return list(layer, kv_head).blocks; }

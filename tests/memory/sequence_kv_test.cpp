@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "common/check.h"
 #include "memory/half.h"
 #include "tests/testing/kv_invariants.h"
 
@@ -396,7 +397,7 @@ TEST(SequenceKvDeathTest, KeyOnCountOnlyPoolIsCaught) {
       {
         BlockPool pool(make_layout(1, 1, 4), 4, BlockPool::Storage::kCountOnly);
         SequenceKv seq(pool);
-        seq.append(positions_range(0, 0));
+        PKV_CHECK(seq.append(positions_range(0, 0)));
         (void)seq.key(0, 0, 0);
       },
       "count-only");
@@ -407,7 +408,7 @@ TEST(SequenceKvDeathTest, CompactWithUnorderedOrOutOfRangeKeepIsCaught) {
   auto compact_with = [](std::vector<uint32_t> keep) {
     BlockPool pool(make_layout(1, 1, 4), 4);
     SequenceKv seq(pool);
-    seq.append(positions_range(0, 5));
+    PKV_CHECK(seq.append(positions_range(0, 5)));
     seq.compact(0, 0, keep);
   };
   EXPECT_DEATH(compact_with({0, 3, 3}), "not strictly increasing");
@@ -421,7 +422,7 @@ TEST(SequenceKvDeathTest, CompactWritingASharedBlockIsCaught) {
       {
         BlockPool pool(make_layout(1, 1, 4), 8);
         SequenceKv parent(pool);
-        parent.append(positions_range(0, 7));
+        PKV_CHECK(parent.append(positions_range(0, 7)));
         std::optional<SequenceKv> child = parent.fork();
         child->compact(0, 0, std::vector<uint32_t>{0, 5});
       },
