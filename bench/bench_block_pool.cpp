@@ -68,7 +68,7 @@ constexpr size_t kPoolBlocks = 1 << 16;
 template <class Pool>
 std::vector<BlockId> hold_every_other_block(Pool& pool) {
   std::vector<BlockId> all, held, released;
-  pool.allocate(kPoolBlocks, all);
+  PKV_CHECK(pool.allocate(kPoolBlocks, all), "benchmark pool too small");
   for (size_t i = 0; i < all.size(); ++i) (i % 2 == 0 ? held : released).push_back(all[i]);
   pool.free(released);
   return held;
@@ -84,7 +84,7 @@ void BM_BlockPool_AllocateFree(benchmark::State& state) {
   ids.reserve(n);
   for (auto _ : state) {
     ids.clear();
-    pool.allocate(n, ids);
+    PKV_CHECK(pool.allocate(n, ids), "benchmark pool too small");
     for (BlockId id : ids) pool.free(id);
     benchmark::DoNotOptimize(ids.data());
   }
@@ -104,7 +104,7 @@ void BM_BlockPool_AllocateFree_Public(benchmark::State& state) {
   ids.reserve(n);
   for (auto _ : state) {
     ids.clear();
-    pool.allocate(n, ids);
+    PKV_CHECK(pool.allocate(n, ids), "benchmark pool too small");
     for (BlockId id : ids) pool.free(id);
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(n));

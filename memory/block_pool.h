@@ -30,7 +30,7 @@ class BlockPool {
 
   // Appends n fresh blocks (ref count 1) to `out` and returns true, or returns false and leaves
   // `out` and the pool unchanged when fewer than n blocks are free. Engine thread only.
-  bool allocate(size_t n, std::vector<BlockId>& out);
+  [[nodiscard]] bool allocate(size_t n, std::vector<BlockId>& out);
   // Drops one reference; at zero the block returns to the free list. Any thread. Freeing a block
   // that is not allocated (double free, never allocated, out of range) is a PKV_CHECK failure.
   void free(BlockId id);

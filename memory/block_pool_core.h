@@ -27,7 +27,7 @@ class BlockPoolCore {
   size_t num_blocks() const { return num_blocks_; }
   size_t num_free() const { return free_.size(); }
 
-  bool allocate(size_t n, std::vector<BlockId>& out) {
+  [[nodiscard]] bool allocate(size_t n, std::vector<BlockId>& out) {
     const size_t start = out.size();
     if (!free_.pop(n, out)) return false;
     for (size_t i = start; i < out.size(); ++i) {

@@ -89,7 +89,7 @@ class SequenceKv {
 
   // A copy sharing every block (ref count +1 each); the last partly filled block of each list is
   // copied so appends stay private. Returns nothing when the pool cannot supply those copies.
-  std::optional<SequenceKv> fork() const;  // NOLINT: moves only
+  [[nodiscard]] std::optional<SequenceKv> fork() const;  // NOLINT: moves only
   // A moved-from sequence holds no blocks and no lists: only destroy or assign to it.
   SequenceKv(SequenceKv&& other) noexcept;
   // Releases this sequence's blocks, then takes other's. Both must use the same pool.

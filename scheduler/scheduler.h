@@ -43,7 +43,7 @@ class Scheduler {
 
  private:
   // Appends slots for the next n tokens of `request`; false when the pool is short.
-  bool allocate_chunk(Request& request, size_t num_tokens);
+  [[nodiscard]] bool allocate_chunk(Request& request, size_t num_tokens);
   void preempt(Request& victim, StepPlan& plan);
   // Prunes an unpruned, fully prefilled running request if any; returns whether one was.
   bool prune_one(StepPlan& plan);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/check.h"
 #include "common/error.h"
 #include "common/large_buffer.h"
 #include "memory/block_pool_core.h"
@@ -190,7 +191,7 @@ TEST(BlockPoolDeathTest, DoubleFreeIsCaught) {
       {
         BlockPool pool(tiny_layout(), 2, BlockPool::Storage::kCountOnly);
         std::vector<BlockId> ids;
-        pool.allocate(1, ids);
+        PKV_CHECK(pool.allocate(1, ids));
         pool.free(ids[0]);
         pool.free(ids[0]);
       },
@@ -203,7 +204,7 @@ TEST(BlockPoolDeathTest, FreeOfNeverAllocatedBlockIsCaught) {
       {
         BlockPool pool(tiny_layout(), 4, BlockPool::Storage::kCountOnly);
         std::vector<BlockId> ids;
-        pool.allocate(1, ids);  // block 0
+        PKV_CHECK(pool.allocate(1, ids));  // block 0
         pool.free(3);
       },
       "free of block 3 which is not allocated");
@@ -235,7 +236,7 @@ TEST(BlockPoolDeathTest, DestroyingPoolWithBlocksInUseIsCaught) {
       {
         BlockPool pool(tiny_layout(), 4);
         std::vector<BlockId> ids;
-        pool.allocate(3, ids);
+        PKV_CHECK(pool.allocate(3, ids));
       },
       "destroyed with 3 of 4 blocks still in use");
 }
