@@ -13,6 +13,7 @@
 #include "common/check.h"
 #include "memory/half.h"
 #include "memory/slot_stats.h"
+#include "model/ops.h"
 #include "model/simd_exp.h"
 
 namespace prunekv {
@@ -21,21 +22,6 @@ namespace {
 
 // Query rows per tile of the SIMD kernel (tokens per tile = kTileRows / G, at least one).
 constexpr size_t kTileRows = 16;
-
-// Dot product in 8 independent lanes so the compiler vectorises it without -ffast-math; the
-// summation order depends only on n, never on the thread.
-inline float dot(const float* a, const float* b, size_t n) {
-  constexpr size_t kLanes = 8;
-  float lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (size_t l = 0; l < kLanes; ++l) lanes[l] += a[i + l] * b[i + l];
-  }
-  float sum = 0.0f;
-  for (; i < n; ++i) sum += a[i] * b[i];
-  for (size_t l = 0; l < kLanes; ++l) sum += lanes[l];
-  return sum;
-}
 
 inline void axpy(float* y, float a, const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
