@@ -10,20 +10,16 @@
 #endif
 
 namespace prunekv {
-namespace {
-
-constexpr size_t kHugePage = size_t{2} << 20;
-
-}  // namespace
 
 std::byte* allocate_large(size_t bytes) {
   // posix_memalign rather than aligned operator new: a request no machine can serve fails here
   // (and under ASan with allocator_may_return_null) instead of aborting inside the allocator.
   void* p = nullptr;
-  if (::posix_memalign(&p, bytes >= kHugePage ? kHugePage : 64, bytes == 0 ? 1 : bytes) != 0) throw std::bad_alloc();
+  const size_t alignment = bytes >= kHugePageBytes ? kHugePageBytes : 64;
+  if (::posix_memalign(&p, alignment, bytes == 0 ? 1 : bytes) != 0) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   // Advice only: where THP is off ("never") this fails and the buffer keeps 4 KiB pages.
-  if (bytes >= kHugePage) (void)::madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+  if (bytes >= kHugePageBytes) (void)::madvise(p, bytes / kHugePageBytes * kHugePageBytes, MADV_HUGEPAGE);
 #endif
   return static_cast<std::byte*>(p);
 }

@@ -8,6 +8,9 @@
 
 namespace prunekv {
 
+// The huge page allocate_large aligns to and advises (x86-64 Linux transparent huge pages).
+constexpr size_t kHugePageBytes = size_t{2} << 20;
+
 // Uninitialised, never touched here (pages are mapped on first write), aligned to 64 bytes and,
 // from 2 MiB on, to 2 MiB. Throws std::bad_alloc like operator new.
 std::byte* allocate_large(size_t bytes);

@@ -71,11 +71,12 @@ void BlockPool::commit_memory() {
   if (arena_ == nullptr) return;
   // The kernel zeroes each page as it is first touched: touching them from every thread of the
   // caller's arena shares that out (2 GiB: 0.24 s on one thread, 0.14-0.18 s on two here).
-  constexpr size_t kChunk = size_t{2} << 20;  // a huge page
+  // The range counts huge pages, so no page is split between two threads.
   const size_t bytes = arena_bytes();
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, (bytes + kChunk - 1) / kChunk),
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, (bytes + kHugePageBytes - 1) / kHugePageBytes),
                     [&](const tbb::blocked_range<size_t>& r) {
-                      const size_t begin = r.begin() * kChunk, end = std::min(bytes, r.end() * kChunk);
+                      const size_t begin = r.begin() * kHugePageBytes;
+                      const size_t end = std::min(bytes, r.end() * kHugePageBytes);
                       std::memset(arena_ + begin, 0, end - begin);
                     });
 }
