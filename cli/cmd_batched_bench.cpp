@@ -8,10 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "cli/batched_bench.h"
+#include "bench/batched_bench.h"
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
-#include "common/log.h"
 #include "model/model_shape.h"
 
 namespace prunekv::cli {
@@ -32,44 +31,31 @@ struct BatchedBenchArgs {
 };
 
 int run_batched_bench(const BatchedBenchArgs& args) {
-  auto log = log::get("cli");
   EngineOptions engine;  // for the shared model loading and thread count
   engine.model = args.model;
   engine.tokenizer = args.tokenizer;
   engine.threads = args.threads;
   const auto model = load_model_for(engine);
 
-  BatchedBenchOptions options;
+  bench::BatchedBenchOptions options;
   options.num_threads = engine.num_threads();
   options.block_size = args.block_size;
   options.kv_dtype = parse_kv_dtype(args.kv_dtype);
   options.n_batch = args.n_batch;
   options.seed = args.seed;
-  BatchedBench bench(*model, options);
+  bench::BatchedBench bench(*model, options);
   const bool md = args.output_format == "md";
-
   if (md) {
-    std::printf(
-        "prunekv batched-bench: build %s, model %s (%s, %.2fM params, context %u), n_batch = %zu, n_threads "
-        "= %d, "
-        "block_size = %u, kv %s\n\n%s",
-        build_type(), model->config.name.c_str(), model->file_type.c_str(),
-        double(model->config.num_weight_params()) / 1e6, model->config.context_length, options.n_batch,
-        options.num_threads, options.block_size, to_string(options.kv_dtype).c_str(),
-        batched_bench_md_header().c_str());
+    std::fputs((bench::batched_bench_md_title(*model, options) + bench::batched_bench_md_header()).c_str(), stdout);
     std::fflush(stdout);
   }
-  bench.warm_up();
-  for (const auto& c : batched_bench_cases(args.npp, args.ntg, args.npl)) {
-    if (const auto reason = bench.skip_reason(c)) {
-      log->warn("batched-bench: skipped PP = {}, TG = {}, B = {}: {}", c.pp, c.tg, c.batch, *reason);
-      continue;
-    }
-    const BatchedBenchResult r = bench.run(c);
-    const std::string row = md ? batched_bench_md_row(r) : batched_bench_jsonl_row(r, options);
-    std::fputs(row.c_str(), stdout);
-    std::fflush(stdout);
-  }
+  bench::run_batched_bench(bench, bench::batched_bench_cases(args.npp, args.ntg, args.npl),
+                           [&](const bench::BatchedBenchResult& r) {
+                             const std::string row =
+                                 md ? bench::batched_bench_md_row(r) : bench::batched_bench_jsonl_row(r, options);
+                             std::fputs(row.c_str(), stdout);
+                             std::fflush(stdout);
+                           });
   return 0;
 }
 

@@ -9,7 +9,7 @@
 
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
-#include "cli/jsonl.h"
+#include "scheduler/jsonl.h"
 #include "cli/progress.h"
 #include "common/check.h"
 #include "common/error.h"

@@ -1,298 +1,37 @@
-// `prunekv simulate`: memory pressure at scales this machine cannot hold. The real engine and
-// block pool (count-only) run each policy over one workload; only the forward pass is a
-// roofline cost model (model/cost_model.h) on a device profile.
+// `prunekv simulate`: memory pressure at scales this machine cannot hold (sim/simulate.h). The
+// flags and the call; the simulation and its reports live in sim/.
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <fmt/os.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
+#include <memory>
 
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
-#include "cli/simulation.h"
-#include "cli/svg_plot.h"
-#include "cli/workload.h"
-#include "common/byte_size.h"
-#include "common/error.h"
-#include "common/log.h"
-#include "common/text.h"
-#include "model/cost_model.h"
-#include "model/cpu_calibration.h"
-#include "model/model_shape.h"
-#include "scheduler/simulated_policy.h"
+#include "sim/simulate.h"
 
 namespace prunekv::cli {
 namespace {
 
-struct SimulateOptions {
-  std::string model_shape;
-  std::string device = "H100";
+struct SimulateArgs {
+  sim::SimulateOptions sim;
   int threads = 0;  // `cpu` calibration: the engine's worker threads (0: all hardware threads)
-  std::string kv_memory;
-  std::string kv_dtype = "fp16";
-  uint32_t block_size = kDefaultBlockSize;
-  std::string trace;
-  size_t num_requests = 1000;
-  std::string arrival = "all";
-  std::string prompt_len = "uniform:128-2048";
-  std::string output_len = "uniform:64-512";
-  std::string policy = "full,dbudget";
-  std::string kept_fraction;  // default: paper profile of the model
-  size_t max_num_seqs = 256;
-  size_t max_num_batched_tokens = 8192;
-  std::string admission = "pruning-aware";
-  uint64_t seed = 0;
-  std::string output_json;
-  std::string timeline;
-  std::string plot;
 };
-
-std::vector<std::string> split_policies(const std::string& text) {
-  std::vector<std::string> out;
-  size_t begin = 0;
-  while (begin <= text.size()) {
-    const size_t end = std::min(text.find(',', begin), text.size());
-    if (end == begin) throw ConfigError(fmt::format("--policy: expected comma-separated policy specs, found \"{}\"", text));
-    out.push_back(text.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return out;
-}
-
-// The paper profile that goes with a named shape; Llama-3-8B's for anything else.
-std::string default_kept_fraction(const std::string& model_name) {
-  if (model_name == "Mistral-7B") return "paper:mistral-7b";
-  if (model_name == "Qwen2.5-7B") return "paper:qwen2.5-7b";
-  return "paper:llama3-8b";
-}
-
-// A bare existing file is read as `prunekv eval --output-json` output.
-std::string kept_fraction_spec(const std::string& text) {
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(text, ec)) return "eval:" + text;
-  return text;
-}
-
-std::string ratio(double value, double base) { return base > 0 ? fmt::format("{:.2f}x", value / base) : "-"; }
-
-void print_summary(const std::vector<SimulationResult>& results) {
-  struct Row {
-    const char* name;
-    double (*get)(const SimulationResult&);
-    const char* format;
-  };
-  static const Row rows[] = {
-      {"requests/s", [](const SimulationResult& r) { return r.requests_per_second; }, "{:.3f}"},
-      {"output tokens/s", [](const SimulationResult& r) { return r.output_tokens_per_second; }, "{:.1f}"},
-      {"total tokens/s", [](const SimulationResult& r) { return r.tokens_per_second; }, "{:.1f}"},
-      {"elapsed (s)", [](const SimulationResult& r) { return r.elapsed_time; }, "{:.2f}"},
-      {"TTFT p50 (ms)", [](const SimulationResult& r) { return r.ttft.p50 * 1e3; }, "{:.1f}"},
-      {"TTFT p90 (ms)", [](const SimulationResult& r) { return r.ttft.p90 * 1e3; }, "{:.1f}"},
-      {"TTFT p99 (ms)", [](const SimulationResult& r) { return r.ttft.p99 * 1e3; }, "{:.1f}"},
-      {"TPOT p50 (ms)", [](const SimulationResult& r) { return r.tpot.p50 * 1e3; }, "{:.2f}"},
-      {"TPOT p90 (ms)", [](const SimulationResult& r) { return r.tpot.p90 * 1e3; }, "{:.2f}"},
-      {"TPOT p99 (ms)", [](const SimulationResult& r) { return r.tpot.p99 * 1e3; }, "{:.2f}"},
-      {"peak KV blocks used", [](const SimulationResult& r) { return double(r.peak_kv_blocks_used); }, "{:.0f}"},
-      {"mean KV blocks used", [](const SimulationResult& r) { return r.mean_kv_blocks_used; }, "{:.0f}"},
-      {"max concurrency", [](const SimulationResult& r) { return double(r.max_concurrency); }, "{:.0f}"},
-      {"mean concurrency", [](const SimulationResult& r) { return r.mean_concurrency; }, "{:.1f}"},
-      {"preemptions", [](const SimulationResult& r) { return double(r.num_preemptions); }, "{:.0f}"},
-      {"blocks freed by pruning", [](const SimulationResult& r) { return double(r.blocks_freed_by_pruning); }, "{:.0f}"},
-      {"mean kept KV fraction", [](const SimulationResult& r) { return r.mean_kv_kept_fraction; }, "{:.4f}"},
-      {"requests finished", [](const SimulationResult& r) { return double(r.num_finished); }, "{:.0f}"},
-      {"requests failed", [](const SimulationResult& r) { return double(r.num_failed); }, "{:.0f}"},
-  };
-  std::string out = fmt::format("{:<26}", "metric");
-  for (size_t i = 0; i < results.size(); ++i) {
-    out += fmt::format("{:>16}", results[i].policy);
-    if (i > 0) out += fmt::format("{:>9}", "ratio");
-  }
-  out += "\n";
-  for (const Row& row : rows) {
-    out += fmt::format("{:<26}", row.name);
-    const double base = row.get(results.front());
-    for (size_t i = 0; i < results.size(); ++i) {
-      const double v = row.get(results[i]);
-      out += fmt::format("{:>16}", fmt::format(fmt::runtime(row.format), v));
-      if (i > 0) out += fmt::format("{:>9}", ratio(v, base));
-    }
-    out += "\n";
-  }
-  std::fputs(out.c_str(), stdout);
-}
-
-void write_json(const std::string& path, const std::vector<SimulationResult>& results) {
-  nlohmann::json array = nlohmann::json::array();
-  for (const auto& r : results) {
-    array.push_back({{"policy", r.policy},
-                     {"elapsed_time", r.elapsed_time},
-                     {"num_requests", r.num_requests},
-                     {"num_finished", r.num_finished},
-                     {"num_failed", r.num_failed},
-                     {"total_num_tokens", r.total_num_tokens()},
-                     {"num_output_tokens", r.num_output_tokens},
-                     {"requests_per_second", r.requests_per_second},
-                     {"tokens_per_second", r.tokens_per_second},
-                     {"output_tokens_per_second", r.output_tokens_per_second},
-                     {"peak_kv_blocks_used", r.peak_kv_blocks_used},
-                     {"mean_kv_blocks_used", r.mean_kv_blocks_used},
-                     {"kv_blocks_total", r.kv_blocks_total},
-                     {"kv_block_bytes", r.kv_block_bytes},
-                     {"max_concurrency", r.max_concurrency},
-                     {"mean_concurrency", r.mean_concurrency},
-                     {"num_preemptions", r.num_preemptions},
-                     {"blocks_freed_by_pruning", r.blocks_freed_by_pruning},
-                     {"mean_kv_kept_fraction", r.mean_kv_kept_fraction},
-                     {"mean_ttft_ms", r.ttft.mean * 1e3},
-                     {"p50_ttft_ms", r.ttft.p50 * 1e3},
-                     {"p90_ttft_ms", r.ttft.p90 * 1e3},
-                     {"p99_ttft_ms", r.ttft.p99 * 1e3},
-                     {"mean_tpot_ms", r.tpot.mean * 1e3},
-                     {"p50_tpot_ms", r.tpot.p50 * 1e3},
-                     {"p90_tpot_ms", r.tpot.p90 * 1e3},
-                     {"p99_tpot_ms", r.tpot.p99 * 1e3},
-                     {"num_steps", r.num_steps}});
-  }
-  std::ofstream out(path);
-  if (!out) throw ConfigError(fmt::format("--output-json: cannot write '{}'", path));
-  out << array.dump(2) << "\n";
-}
-
-void write_timeline(const std::string& path, const std::vector<SimulationResult>& results) {
-  std::ofstream out(path);
-  if (!out) throw ConfigError(fmt::format("--timeline: cannot write '{}'", path));
-  out << "policy,step,time,duration,num_running,num_waiting,num_scheduled,num_prefill_tokens,num_decode_tokens,"
-         "num_admitted,num_finished,num_preemptions,num_pruned,blocks_freed_by_pruning,blocks_used,blocks_free,"
-         "peak_blocks_used,num_waiting_arrived\n";
-  for (const auto& r : results)
-    for (size_t i = 0; i < r.timeline.size(); ++i) {
-      const StepStats& s = r.timeline[i];
-      out << fmt::format("{},{},{:.6f},{:.6f},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.policy, s.step, s.time,
-                         s.duration, s.num_running, s.num_waiting, s.num_scheduled, s.num_prefill_tokens,
-                         s.num_decode_tokens, s.num_admitted, s.num_finished, s.num_preemptions, s.num_pruned,
-                         s.blocks_freed_by_pruning, s.blocks_used, s.blocks_free, s.peak_blocks_used,
-                         r.timeline_waiting_arrived[i]);
-    }
-}
-
-void write_plot(const std::string& path, const std::vector<SimulationResult>& results, const std::string& title) {
-  std::vector<PlotPanel> panels = {{"KV blocks used (% of pool)", "% of pool", {}},
-                                   {"Running requests", "requests", {}},
-                                   {"Waiting requests (arrived, not yet running)", "requests", {}}};
-  for (const auto& r : results) {
-    PlotSeries used{r.policy, {}, {}}, running{r.policy, {}, {}}, waiting{r.policy, {}, {}};
-    for (size_t i = 0; i < r.timeline.size(); ++i) {
-      const StepStats& s = r.timeline[i];
-      // blocks_used is after the step's frees; peak_blocks_used is the transient high point.
-      used.x.push_back(s.time);
-      used.y.push_back(100.0 * double(std::max(s.blocks_used, s.peak_blocks_used)) / double(r.kv_blocks_total));
-      running.x.push_back(s.time);
-      running.y.push_back(double(s.num_running));
-      waiting.x.push_back(s.time);
-      waiting.y.push_back(double(r.timeline_waiting_arrived[i]));
-    }
-    panels[0].series.push_back(std::move(used));
-    panels[1].series.push_back(std::move(running));
-    panels[2].series.push_back(std::move(waiting));
-  }
-  write_svg_plot(path, panels, {title, "simulated time (s)", 900, 220});
-}
-
-// `cpu` times this engine running the simulated model itself when it can be built here (a
-// synthetic shape or a model file); a named large shape is calibrated on synthetic:stories15M.
-DeviceProfile simulation_device(const SimulateOptions& o) {
-  if (to_lower_ascii(o.device) != "cpu") return device_profile(o.device);
-  std::error_code ec;
-  std::string spec = o.model_shape;
-  if (!spec.starts_with("synthetic:") && !std::filesystem::is_regular_file(spec, ec)) {
-    spec = "synthetic:stories15M";
-    log::get("sim")->warn("cpu: {} is too large to run here; calibrating on {} instead", o.model_shape, spec);
-  }
-  EngineOptions threads;
-  threads.threads = o.threads;
-  return calibrate_cpu_for_model(*load_model(spec), threads.num_threads()).profile;
-}
-
-int run_simulate(const SimulateOptions& o) {
-  auto log = log::get("sim");
-  SimulationConfig config;
-  config.model = model_shape(o.model_shape);
-  config.device = simulation_device(o);
-  config.kv_dtype = parse_kv_dtype(o.kv_dtype);
-  config.kv_memory_bytes = parse_kv_memory(o.kv_memory);
-  config.block_size = o.block_size;
-  config.max_num_seqs = o.max_num_seqs;
-  config.max_num_batched_tokens = o.max_num_batched_tokens;
-  config.admission = parse_admission_mode(o.admission);
-  config.kept_fraction = o.kept_fraction.empty() ? default_kept_fraction(config.model.name) : kept_fraction_spec(o.kept_fraction);
-  KeptFractionDistribution::parse(config.kept_fraction);  // fail early on a bad spec
-  config.seed = o.seed;
-  config.record_timeline = !o.timeline.empty() || !o.plot.empty();
-  const std::vector<std::string> policies = split_policies(o.policy);
-  for (const auto& p : policies) simulated_policy_spec(p, 1.0);  // fail early on a bad policy
-
-  std::vector<SimulatedRequest> requests =
-      o.trace.empty() ? generate_workload({o.num_requests, o.arrival, o.prompt_len, o.output_len, o.seed}) : read_trace(o.trace);
-
-  const CostModel cost(config.model, config.device, config.kv_dtype);
-  const uint64_t weight_bytes = uint64_t(cost.weight_bytes_total());
-  log->info("model {}: {} layers, dim {}, {} heads / {} KV heads, head dim {}, weights {} at {} bytes/param",
-            config.model.name, config.model.num_layers, config.model.dim, config.model.num_heads,
-            config.model.num_kv_heads, config.model.head_dim(), format_bytes(weight_bytes),
-            config.device.weight_bytes_per_param);
-  log->info("device {}: {:.1f} TFLOP/s, {:.1f} GB/s, {} memory, {:.2f} ms per step overhead", config.device.name,
-            config.device.peak_flops / 1e12, config.device.memory_bandwidth / 1e9, format_bytes(config.device.memory_bytes),
-            config.device.step_overhead_s * 1e3);
-  if (weight_bytes + config.kv_memory_bytes > config.device.memory_bytes)
-    log->warn("weights ({}) + KV pool ({}) exceed the device's {}", format_bytes(weight_bytes),
-              format_bytes(config.kv_memory_bytes), format_bytes(config.device.memory_bytes));
-  log->info("workload: {} requests ({}), kept fraction {}", requests.size(),
-            o.trace.empty() ? fmt::format("arrival {}, prompt {}, output {}", o.arrival, o.prompt_len, o.output_len)
-                            : "trace " + o.trace,
-            config.kept_fraction);
-
-  std::vector<SimulationResult> results;
-  for (const auto& policy : policies) {
-    results.push_back(run_simulation(config, requests, policy));
-    const auto& r = results.back();
-    log->info("{}: {} steps simulated in {:.2f} s of host time", policy, r.num_steps, r.wall_seconds);
-    if (r.blocks_used_after != 0) log->error("{}: {} blocks still in use after the run", policy, r.blocks_used_after);
-  }
-  std::fputs(fmt::format("\nprunekv simulate: {} on {} ({} KV pool, {} blocks of {} tokens x {} bytes), {} requests\n\n",
-                         config.model.name, config.device.name, format_bytes(config.kv_memory_bytes),
-                         results.front().kv_blocks_total, config.block_size, results.front().kv_block_bytes,
-                         requests.size())
-                 .c_str(),
-             stdout);
-  print_summary(results);
-  if (!o.output_json.empty()) write_json(o.output_json, results);
-  if (!o.timeline.empty()) write_timeline(o.timeline, results);
-  if (!o.plot.empty())
-    write_plot(o.plot, results,
-               fmt::format("{} on {}, {} KV pool, {} requests", config.model.name, config.device.name,
-                           format_bytes(config.kv_memory_bytes), requests.size()));
-  return 0;
-}
 
 }  // namespace
 
 Command simulate_command() {
-  auto options = std::make_shared<SimulateOptions>();
+  auto args = std::make_shared<SimulateArgs>();
   Command command;
   command.name = "simulate";
-  command.add = [options](CLI::App& app) {
+  command.add = [args](CLI::App& app) {
     auto* sub = app.add_subcommand("simulate",
                                    "Memory-pressure simulation: the real scheduler and block pool with a roofline cost "
                                    "model in place of the forward pass");
-    SimulateOptions& o = *options;
+    sim::SimulateOptions& o = args->sim;
     sub->add_option("--model-shape", o.model_shape, "Llama-3-8B, Llama-3-70B, Mistral-7B, Qwen2.5-7B, or a GGUF / llama2.c file")
         ->required();
     sub->add_option("--device", o.device, "A100-80GB, H100, H200, cpu (this engine, timed now), or a JSON profile")->capture_default_str();
-    sub->add_option("--threads,-t", o.threads, "cpu: worker threads of the engine to calibrate (default: all hardware threads)");
+    sub->add_option("--threads,-t", args->threads, "cpu: worker threads of the engine to calibrate (default: all hardware threads)");
     sub->add_option("--kv-memory", o.kv_memory, "KV pool size, e.g. 60GiB")->required();
     sub->add_option("--kv-dtype", o.kv_dtype, "KV element type: fp16 or fp32")->capture_default_str();
     sub->add_option("--block-size", o.block_size, "tokens per KV block")->capture_default_str();
@@ -315,7 +54,16 @@ Command simulate_command() {
     sub->add_option("--timeline", o.timeline, "per-step CSV");
     sub->add_option("--plot", o.plot, "SVG of blocks used, running and waiting requests over time");
   };
-  command.run = [options] { return run_simulate(*options); };
+  command.run = [args] {
+    sim::SimulateOptions options = args->sim;
+    EngineOptions threads;
+    threads.threads = args->threads;
+    options.threads = threads.num_threads();
+    const sim::SimulateRun run = sim::simulate(options);
+    std::fputs(sim::simulate_summary(run).c_str(), stdout);
+    sim::write_simulate_outputs(options, run);
+    return 0;
+  };
   return command;
 }
 

@@ -5,12 +5,9 @@
 #include <exception>
 
 #include "cli/command_registry.h"
+#include "common/build_info.h"
 #include "common/error.h"
 #include "common/log.h"
-
-#ifndef PRUNEKV_VERSION
-#define PRUNEKV_VERSION "unknown"
-#endif
 
 namespace prunekv::cli {
 namespace {
@@ -52,7 +49,7 @@ int run_cli(std::vector<std::string> args) {
 
   CLI::App app{
       "prunekv: a CPU LLM serving engine with budget-free KV cache pruning on one shared block pool"};
-  app.set_version_flag("--version", std::string("prunekv ") + PRUNEKV_VERSION);
+  app.set_version_flag("--version", std::string("prunekv ") + prunekv_version());
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();

@@ -1,4 +1,7 @@
 #pragma once
+// cli/: the `prunekv` executable: flag parsing and calls into sim/, bench/ and scheduler/, one
+// small cmd_*.cpp per subcommand; no logic a library could hold.
+//
 // Subcommand registry for the prunekv executable. Each command lives in its own cmd_*.cpp and
 // registers itself here; CLI11 stays out of every other header.
 #include <string>

@@ -6,15 +6,10 @@
 #include <cstdio>
 #include <thread>
 
-#include "common/byte_size.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "model/model_shape.h"
 #include "policies/pruning_policy.h"
-
-#ifndef PRUNEKV_BUILD_TYPE
-#define PRUNEKV_BUILD_TYPE "unknown"
-#endif
 
 namespace prunekv::cli {
 
@@ -42,19 +37,6 @@ std::vector<std::string> EngineOptions::policy_list() const {
     begin = end + 1;
   }
   return specs;
-}
-
-uint64_t parse_kv_memory(const std::string& text) {
-  uint64_t bytes = 0;
-  try {
-    bytes = parse_byte_size(text);
-  } catch (const ConfigError& e) {
-    throw ConfigError(fmt::format("--kv-memory: {}", e.what()));
-  }
-  if (bytes == 0)
-    throw ConfigError(
-        fmt::format("--kv-memory: expected a size above zero such as 512MiB, found \"{}\"", text));
-  return bytes;
 }
 
 EngineConfig EngineOptions::engine_config() const {
@@ -126,7 +108,5 @@ void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionS
 std::unique_ptr<Model> load_model_for(const EngineOptions& options) {
   return load_model(options.model, options.load_options());
 }
-
-const char* build_type() { return PRUNEKV_BUILD_TYPE; }
 
 }  // namespace prunekv::cli

@@ -60,14 +60,7 @@ void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionS
 // Declares --policy-help: prints every pruning policy with its parameters and exits.
 void add_policy_help_flag(CLI::App& command);
 
-// Parses a --kv-memory value ("512MiB", "2GiB", "4096"); throws ConfigError naming the flag,
-// what was expected and what was found, and rejects 0.
-uint64_t parse_kv_memory(const std::string& text);
-
 // Loads the model named by options (logs what was loaded); throws FormatError / ConfigError.
 std::unique_ptr<Model> load_model_for(const EngineOptions& options);
-
-// "Release" / "Debug" / ... as configured at build time.
-const char* build_type();
 
 }  // namespace prunekv::cli

@@ -1,4 +1,7 @@
 #pragma once
+// common/: what every module uses: checks, errors, logging, byte sizes, build info, buffers on
+// huge pages, the SVG chart writer. Uses only spdlog and fmt.
+//
 // PKV_CHECK: invariants and bugs (never user input). Always on; prints file:line and a formatted
 // message, then aborts. PKV_DCHECK is the same in debug builds and free in release hot loops.
 #include <fmt/format.h>

@@ -1,4 +1,7 @@
 #pragma once
+// memory/: the KV memory every sequence shares: one arena of blocks and per-sequence block lists
+// per (layer, KV head), so pruning at any granularity frees whole blocks. Uses common only.
+//
 // The one shared pool of KV blocks over a single aligned arena. Allocation is all-or-nothing and
 // returns nothing when short (vLLM's contract); counters are exact; blocks are ref-counted so a
 // prefix can be shared. The engine thread allocates; frees may come from any thread (TBB

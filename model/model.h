@@ -1,4 +1,7 @@
 #pragma once
+// model/: the LLaMA-architecture decoder: loaders (GGUF, llama2.c, synthetic), tokenizer, the
+// batched forward step over paged KV, sampler. Uses common and memory; never policies.
+//
 // A loaded model: config, fp32 weight views in the file's [out][in] layout (the Transformer
 // repacks the matrices once for its GEMM kernel, model/packed_model.h), the tokenizer, and
 // the storage keeping the views alive (a memory map for F32 files, owned buffers for converted

@@ -1,4 +1,7 @@
 #pragma once
+// policies/: KV pruning policies behind one interface, and what they see of a sequence. Uses
+// common and memory (the attention statistics live there); never model.
+//
 // One interface for every KV pruning policy. A policy sees a read-only view of one sequence's KV
 // state (positions and the statistics the forward step recorded) right after its prefill, and
 // returns a PrunePlan; apply_prune_plan() makes memory/ perform it. A policy never allocates or

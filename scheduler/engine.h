@@ -1,4 +1,8 @@
 #pragma once
+// scheduler/: continuous batching over the model and the policies, the offline API and the
+// JSONL request format. Uses common, memory, model and policies; the uses (sim, bench, cli) sit
+// above it.
+//
 // The serving engine: continuous batching of many requests over one shared pool of KV blocks,
 // with vLLM V1 scheduling (running requests first, preemption by recompute, chunked prefill in
 // one token budget per step) and pruning right after each prefill, whose freed blocks admission

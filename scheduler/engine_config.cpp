@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/byte_size.h"
 #include "common/error.h"
 
 namespace prunekv {
@@ -14,6 +15,19 @@ AdmissionMode parse_admission_mode(std::string_view text) {
   if (text == "pruning-aware" || text == "aware") return AdmissionMode::kPruningAware;
   if (text == "naive") return AdmissionMode::kNaive;
   throw ConfigError(fmt::format("admission mode: expected \"pruning-aware\" or \"naive\", found \"{}\"", text));
+}
+
+uint64_t parse_kv_memory(std::string_view text) {
+  uint64_t bytes = 0;
+  try {
+    bytes = parse_byte_size(text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("--kv-memory: {}", e.what()));
+  }
+  if (bytes == 0)
+    throw ConfigError(
+        fmt::format("--kv-memory: expected a size above zero such as 512MiB, found \"{}\"", text));
+  return bytes;
 }
 
 void EngineConfig::validate() const {

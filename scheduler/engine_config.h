@@ -21,6 +21,10 @@ enum class AdmissionMode : uint8_t { kPruningAware, kNaive };
 std::string_view to_string(AdmissionMode mode);            // "pruning-aware", "naive"
 AdmissionMode parse_admission_mode(std::string_view text);  // throws ConfigError
 
+// Parses a --kv-memory value ("512MiB", "2GiB", "4096"); throws ConfigError naming the flag,
+// what was expected and what was found, and rejects 0.
+uint64_t parse_kv_memory(std::string_view text);
+
 using PolicyFactory = std::function<std::unique_ptr<PruningPolicy>(std::string_view spec)>;
 
 struct EngineConfig {

@@ -1,0 +1,80 @@
+#pragma once
+// JSONL requests in, JSONL records out, for `prunekv generate` / `eval` / `bench --input`.
+// One request per line:
+//   {"id": "a" | 7, "prompt": "text" | "prompt_tokens": [1, 2, ...], "max_tokens": N,
+//    "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": "s" | ["s", ...],
+//    "policy": "snapkv:0.5"}
+// Every field but the prompt is optional; "policy" overrides the engine's default for this
+// request. Fields not listed are ignored (a golden file with its expected outputs is valid
+// input). A bad line becomes an error for that line alone.
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/sampler.h"
+#include "scheduler/request.h"
+
+namespace prunekv {
+
+// Values a line inherits for the fields it does not set.
+struct RequestDefaults {
+  uint32_t max_tokens = 256;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  std::string policy;  // empty = the engine's default
+};
+
+struct ParsedLine {
+  size_t line_number = 0;           // 1-based physical line in the input
+  nlohmann::json id;                // the line's "id" (string or integer), else line_number
+  std::optional<RequestSpec> spec;  // absent when the line is bad
+  std::string error;                // why the line is bad (an InputError message)
+};
+
+// Parses one line into a request; spec.id is the id as text. Throws InputError naming the line,
+// the field, what was expected and what was found (malformed JSON, no prompt, a wrong type, a
+// value out of range).
+RequestSpec parse_request_line(std::string_view line, size_t line_number, const RequestDefaults& defaults);
+
+// Reads every non-blank line of `in`; bad lines come back with their error instead of a spec.
+std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaults& defaults);
+// The same for a file, or stdin when path is "-". Throws InputError when the file cannot be opened.
+std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults);
+// For runs whose figures would mislead over a silently shortened set (bench, eval): every line
+// must parse and there must be at least one. Throws InputError naming the file and the line.
+// These runs compare policies over the same requests, so a line's own "policy" gives way to
+// defaults.policy (with a warning).
+std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults);
+
+// The output record of a served request: {"id", "text", "output_tokens", "num_prompt_tokens",
+// "finish_reason", "kv_kept_fraction", "ttft_ms"}; an engine error yields error_record().
+nlohmann::ordered_json output_record(const nlohmann::json& id, const RequestOutput& output);
+// {"id", "error"}.
+nlohmann::ordered_json error_record(const nlohmann::json& id, std::string_view message);
+
+// Writes one compact JSON object per line to a file, or stdout when path is "-".
+class JsonlWriter {
+ public:
+  // Throws InputError when the file cannot be created.
+  explicit JsonlWriter(const std::string& path);
+  ~JsonlWriter();
+  JsonlWriter(const JsonlWriter&) = delete;
+  JsonlWriter& operator=(const JsonlWriter&) = delete;
+
+  void write(const nlohmann::ordered_json& record);
+  void flush();
+
+ private:
+  std::ostream* out_;
+  std::unique_ptr<std::ostream> file_;
+};
+
+}  // namespace prunekv
