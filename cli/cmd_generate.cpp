@@ -140,6 +140,7 @@ int run_generate(const GenerateArgs& args) {
 
 Command generate_command() {
   auto args = std::make_shared<GenerateArgs>();
+  args->engine.policy = kDefaultServingPolicy;
   return Command{
       "generate",
       [args](CLI::App& app) {

@@ -162,43 +162,62 @@ const float* SequenceKv::slot_stats(uint32_t layer, uint32_t kv_head, size_t slo
 size_t SequenceKv::drop_range(uint32_t layer, Pos first_pos, Pos last_pos) {
   PKV_CHECK(layer < layout().num_layers, "drop_range on layer {} of {}", layer, layout().num_layers);
   const size_t block_size = layout().block_size;
-  const size_t per_slot = stats_per_slot();
+  std::vector<uint32_t> inside_blocks;
   size_t freed = 0;
   for (uint32_t head = 0; head < layout().num_kv_heads; ++head) {
-    List& l = list(layer, head);
-    const size_t num_slots = l.positions.size();
-    // Compacts blocks, positions and stats in place, block by block: kept blocks slide down in
-    // the list (their data stays where it is), dropped ones go to the pool.
-    size_t kept_blocks = 0;
-    size_t kept_slots = 0;
-    size_t dropped_here = 0;
-    for (size_t b = 0; b < l.blocks.size(); ++b) {
-      const size_t begin = b * block_size;
-      const size_t end = std::min(begin + block_size, num_slots);
-      bool inside = true;
-      for (size_t s = begin; s < end && inside; ++s) inside = l.positions[s] >= first_pos && l.positions[s] <= last_pos;
-      if (inside) {
-        pool_->free(l.blocks[b]);
-        ++dropped_here;
-        continue;
-      }
-      // Every block but the last is full, so a kept block keeps the "full except last" shape.
-      if (kept_slots != begin) {
-        std::copy(l.positions.begin() + begin, l.positions.begin() + end, l.positions.begin() + kept_slots);
-        std::copy(l.stats.begin() + begin * per_slot, l.stats.begin() + end * per_slot,
-                  l.stats.begin() + kept_slots * per_slot);
-      }
-      l.blocks[kept_blocks++] = l.blocks[b];
-      kept_slots += end - begin;
+    const std::span<const Pos> positions = list(layer, head).positions;
+    inside_blocks.clear();
+    for (size_t begin = 0; begin < positions.size(); begin += block_size) {
+      const auto block = positions.subspan(begin, std::min(block_size, positions.size() - begin));
+      if (std::all_of(block.begin(), block.end(), [&](Pos p) { return p >= first_pos && p <= last_pos; }))
+        inside_blocks.push_back(static_cast<uint32_t>(begin / block_size));
     }
-    if (dropped_here == 0) continue;
-    l.blocks.resize(kept_blocks);
-    l.positions.resize(kept_slots);
-    l.stats.resize(kept_slots * per_slot);
-    freed += dropped_here;
+    freed += drop_blocks(layer, head, inside_blocks);
   }
-  num_blocks_ -= freed;
   return freed;
+}
+
+size_t SequenceKv::drop_blocks(uint32_t layer, uint32_t kv_head, std::span<const uint32_t> block_indices) {
+  PKV_CHECK(layer < layout().num_layers && kv_head < layout().num_kv_heads, "drop_blocks on list ({}, {}) of {} x {}",
+            layer, kv_head, layout().num_layers, layout().num_kv_heads);
+  if (block_indices.empty()) return 0;
+  List& l = list(layer, kv_head);
+  for (size_t i = 0; i < block_indices.size(); ++i) {
+    PKV_CHECK(block_indices[i] < l.blocks.size(), "drop_blocks: block {} of a list with {} blocks", block_indices[i],
+              l.blocks.size());
+    PKV_CHECK(i == 0 || block_indices[i - 1] < block_indices[i],
+              "drop_blocks: block indices not strictly increasing ({} then {})", block_indices[i - 1], block_indices[i]);
+  }
+  const size_t block_size = layout().block_size;
+  const size_t per_slot = stats_per_slot();
+  const size_t num_slots = l.positions.size();
+  // Kept blocks slide down in the list (their data stays where it is), dropped ones go to the
+  // pool; positions and statistics follow their blocks. Every block but the last is full, so the
+  // kept ones keep the "full except last" shape wherever the holes are.
+  size_t kept_blocks = 0;
+  size_t kept_slots = 0;
+  size_t next_drop = 0;
+  for (size_t b = 0; b < l.blocks.size(); ++b) {
+    if (next_drop < block_indices.size() && block_indices[next_drop] == b) {
+      pool_->free(l.blocks[b]);
+      ++next_drop;
+      continue;
+    }
+    const size_t begin = b * block_size;
+    const size_t end = std::min(begin + block_size, num_slots);
+    if (kept_slots != begin) {
+      std::copy(l.positions.begin() + begin, l.positions.begin() + end, l.positions.begin() + kept_slots);
+      std::copy(l.stats.begin() + begin * per_slot, l.stats.begin() + end * per_slot,
+                l.stats.begin() + kept_slots * per_slot);
+    }
+    l.blocks[kept_blocks++] = l.blocks[b];
+    kept_slots += end - begin;
+  }
+  l.blocks.resize(kept_blocks);
+  l.positions.resize(kept_slots);
+  l.stats.resize(kept_slots * per_slot);
+  num_blocks_ -= block_indices.size();
+  return block_indices.size();
 }
 
 size_t SequenceKv::compact(uint32_t layer, uint32_t kv_head, std::span<const uint32_t> keep_slots) {

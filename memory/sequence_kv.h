@@ -4,9 +4,9 @@
 // list keeps all its blocks full except the last. Slot i of a list lives in block i / block_size
 // at offset i % block_size.
 //
-// Threads: drop_range, compact, drop_stats and free_all only free memory, so different sequences
-// may run them in parallel on TBB workers; append, fork and unshare allocate and belong to the
-// engine thread.
+// Threads: drop_range, drop_blocks, compact, drop_stats and free_all only free memory, so
+// different sequences may run them in parallel on TBB workers; append, fork and unshare allocate
+// and belong to the engine thread.
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +77,10 @@ class SequenceKv {
   // [first_pos, last_pos] and returns it to the pool: no K/V data moves. Slots of partly covered
   // blocks stay. Returns the number of blocks freed.
   size_t drop_range(uint32_t layer, Pos first_pos, Pos last_pos);
+  // Unlinks blocks `block_indices` (strictly increasing indices into blocks(layer, kv_head)) of
+  // one list and returns them to the pool; the later blocks slide down with their positions and
+  // statistics, no K/V data moves. Returns the number of blocks freed.
+  size_t drop_blocks(uint32_t layer, uint32_t kv_head, std::span<const uint32_t> block_indices);
   // Keeps only `keep_slots` (strictly increasing slot indices) of one list: moves them down in
   // order with their K, V, positions and statistics, then frees the tail blocks. Returns the
   // number of blocks freed. The blocks written must not be shared (ref count 1).

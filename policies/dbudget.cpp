@@ -70,29 +70,15 @@ class DBudgetPolicy final : public PruningPolicy {
     const KvLayout& layout = kv.layout();
     PKV_CHECK(kv.stats_carried() & stat_bit(SlotStat::kLastRow),
               "dbudget reads the last-row attention but the sequence records none");
-    const uint32_t group = kv.stats_group();
-    PKV_CHECK(size_t{group} * layout.num_kv_heads == view.num_query_heads,
-              "statistics for {} query heads per KV head, but {} query heads over {} KV heads",
-              group, view.num_query_heads, layout.num_kv_heads);
+    check_stats_group(view);
     const size_t n = view.prompt_len > 0 ? size_t(view.prompt_len) : 0;
     const size_t num_heads = view.num_query_heads;
-    const size_t stat_offset = kv.stat_offset(SlotStat::kLastRow);
 
     PrunePlan plan;
     plan.block_rounded = !params_.exact;
-    std::vector<float> rows(num_heads * n);
     for (uint32_t layer = kNumUnprunedLayers; layer < layout.num_layers; ++layer) {
       // rows[h][pos] = a_h[pos]; a position missing from a list reads as zero attention.
-      std::fill(rows.begin(), rows.end(), 0.0f);
-      for (uint32_t kv_head = 0; kv_head < layout.num_kv_heads; ++kv_head) {
-        const auto positions = kv.positions(layer, kv_head);
-        for (size_t slot = 0; slot < positions.size(); ++slot) {
-          const Pos pos = positions[slot];
-          if (pos < 0 || size_t(pos) >= n) continue;
-          const float* stats = kv.slot_stats(layer, kv_head, slot) + stat_offset;
-          for (uint32_t g = 0; g < group; ++g) rows[(size_t{kv_head} * group + g) * n + size_t(pos)] = stats[g];
-        }
-      }
+      const std::vector<float> rows = layer_stat_rows(kv, layer, n, SlotStat::kLastRow);
       const size_t evict = dbudget_evict_count(rows, num_heads, n, kNumSinkTokens, params_.threshold);
       if (evict == 0) continue;
       plan.cuts.push_back({layer, kNumSinkTokens, static_cast<Pos>(kNumSinkTokens + evict - 1)});

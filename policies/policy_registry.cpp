@@ -30,6 +30,16 @@ constexpr PolicyInfo kPolicies[] = {
     {"snapkv", "R", "required", "SnapKV: window 8 + top tokens by window attention (max-pool 7), per KV head"},
     {"pyramidkv", "R", "required", "PyramidKV: SnapKV with budgets from 1.5R (layer 0) down to 0.5R (last layer)"},
     {"knorm", "R", "required", "lowest key L2 norms per KV head, plus the most recent 8 tokens"},
+    {"topp", "eps=<e>", "eps=0.001",
+     "threshold-free top-p (default of generate): per KV head keep 4 sinks, the last 32 tokens and the "
+     "fewest others holding all but eps of every query head's attention from the last 32 prompt queries; "
+     "every layer, token-exact (compaction)"},
+    {"topp-blk", "eps=<e>", "eps=0.003",
+     "topp over whole blocks: per KV head keep block 0, the window's blocks and the fewest others holding "
+     "all but eps of the window attention; unlinks the rest (no data movement)"},
+    {"dbudget-l1", "eps=<e>", "eps=0.01",
+     "dbudget's oldest-first cut stopped on L1 mass: per layer drop blocks 1..b-1 for the largest b that "
+     "leaves every query head all but eps of its window attention (last 32 queries); every layer"},
 };
 
 std::vector<std::string_view> split(std::string_view spec, char sep) {
@@ -85,6 +95,20 @@ detail::DBudgetParams parse_dbudget(const std::vector<std::string_view>& parts, 
   return params;
 }
 
+// "NAME[:eps=<e>]" with e in [0, 1).
+double parse_epsilon(const std::vector<std::string_view>& parts, std::string_view spec, double default_epsilon) {
+  if (parts.size() == 1) return default_epsilon;
+  if (parts.size() != 2 || !parts[1].starts_with("eps=")) {
+    throw ConfigError(fmt::format("pruning policy '{}': {} takes one optional parameter 'eps=<e>', e.g. '{}:eps={:g}'",
+                                  spec, parts[0], parts[0], default_epsilon));
+  }
+  const double epsilon = parse_number(parts[1].substr(4), spec, "eps");
+  if (!(epsilon >= 0.0 && epsilon < 1.0)) {
+    throw ConfigError(fmt::format("pruning policy '{}': eps must be in [0, 1), found {}", spec, epsilon));
+  }
+  return epsilon;
+}
+
 }  // namespace
 
 std::unique_ptr<PruningPolicy> make_pruning_policy(std::string_view spec) {
@@ -100,6 +124,9 @@ std::unique_ptr<PruningPolicy> make_pruning_policy(std::string_view spec) {
   if (name == "snapkv") return detail::make_snapkv_policy(parse_keep_ratio(parts, spec));
   if (name == "pyramidkv") return detail::make_pyramidkv_policy(parse_keep_ratio(parts, spec));
   if (name == "knorm") return detail::make_knorm_policy(parse_keep_ratio(parts, spec));
+  if (name == "topp") return detail::make_topp_policy(parse_epsilon(parts, spec, detail::kTopPEpsilon));
+  if (name == "topp-blk") return detail::make_topp_block_policy(parse_epsilon(parts, spec, detail::kTopPBlockEpsilon));
+  if (name == "dbudget-l1") return detail::make_dbudget_l1_policy(parse_epsilon(parts, spec, detail::kDBudgetL1Epsilon));
   std::string names;
   for (const PolicyInfo& info : kPolicies) names += fmt::format("{}{}", names.empty() ? "" : ", ", info.name);
   throw ConfigError(fmt::format("unknown pruning policy '{}'; expected one of: {} (see --policy-help)", spec, names));

@@ -1,6 +1,7 @@
 // apply_prune_plan: memory/ performs a policy's plan. Cuts go through drop_range (whole blocks,
-// no data movement) or, token-exact, through compact; keep-sets through compact. Touches only
-// this sequence and the pool's thread-safe free, so several sequences may prune in parallel.
+// no data movement) or, token-exact, through compact; keep-sets through compact; block drops
+// through drop_blocks. Touches only this sequence and the pool's thread-safe free, so several
+// sequences may prune in parallel.
 #include <vector>
 
 #include "common/check.h"
@@ -64,6 +65,9 @@ PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t pro
               "keep-set of (layer {}, KV head {}) outside {} x {}", keep.layer, keep.kv_head,
               layout.num_layers, layout.num_kv_heads);
     outcome.blocks_freed += kv.compact(keep.layer, keep.kv_head, keep.keep_slots);
+  }
+  for (const PrunePlan::HeadBlockDrop& drop : plan.block_drops) {
+    outcome.blocks_freed += kv.drop_blocks(drop.layer, drop.kv_head, drop.blocks);
   }
 
   count_prompt(kv, prompt_len, outcome.prompt_entries_kept, outcome.prompt_blocks_after);

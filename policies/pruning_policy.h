@@ -31,11 +31,19 @@ struct PrunePlan {
     uint32_t kv_head;
     std::vector<uint32_t> keep_slots;
   };
+  // Unlink exactly these blocks (strictly increasing indices into the list's blocks) of one
+  // (layer, KV head) list: drop_blocks, no data movement.
+  struct HeadBlockDrop {
+    uint32_t layer;
+    uint32_t kv_head;
+    std::vector<uint32_t> blocks;
+  };
   std::vector<LayerCut> cuts;
   // true: cuts free whole blocks only (drop_range, no data movement, the cut rounded to blocks);
   // false: cuts are token-exact (compaction).
   bool block_rounded = true;
   std::vector<HeadKeep> keeps;
+  std::vector<HeadBlockDrop> block_drops;
 };
 
 struct PruneView {
@@ -83,14 +91,14 @@ inline constexpr int32_t kNumSinkTokens = 4;
 inline constexpr int32_t kObservationWindow = 8;
 
 // Performs `plan` on `kv` through drop_range (block-rounded cuts) / compact (token-exact cuts and
-// keep-sets); returns what it kept and freed. Touches only `kv` and the pool's thread-safe free,
+// keep-sets) / drop_blocks (block drops); returns what it kept and freed. Touches only `kv` and the pool's thread-safe free,
 // so different sequences may be pruned in parallel. Compaction writes blocks in place: the lists
 // it compacts must not share blocks with a fork (unshare them first, on the engine thread).
 // Prompt blocks are counted per list as blocks_for_slots(prompt slots in the list).
 PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t prompt_len);
 
 // "full", "dbudget[:T=0.01][:exact]", "streaming:R", "h2o:R", "snapkv:R", "pyramidkv:R",
-// "knorm:R". Throws ConfigError on an unknown name or a bad parameter.
+// "knorm:R", "topp[:eps=0.001]", "topp-blk[:eps=0.003]", "dbudget-l1[:eps=0.01]". Throws ConfigError on an unknown name or a bad parameter.
 std::unique_ptr<PruningPolicy> make_pruning_policy(std::string_view spec);
 // Every policy with its parameters, for --policy-help.
 std::string pruning_policy_help();

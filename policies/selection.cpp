@@ -43,6 +43,45 @@ std::vector<double> group_stat_sum(const SequenceKv& kv, uint32_t layer, uint32_
   return sums;
 }
 
+void check_stats_group(const PruneView& view) {
+  const uint32_t group = view.kv.stats_group();
+  const uint32_t num_kv_heads = view.kv.layout().num_kv_heads;
+  PKV_CHECK(size_t{group} * num_kv_heads == view.num_query_heads,
+            "statistics for {} query heads per KV head, but {} query heads over {} KV heads", group,
+            view.num_query_heads, num_kv_heads);
+}
+
+std::vector<double> query_head_stats(const SequenceKv& kv, uint32_t layer, uint32_t kv_head, const PromptSlots& ps,
+                                     SlotStat stat) {
+  PKV_CHECK(kv.stats_carried() & stat_bit(stat), "the policy reads attention statistics but the sequence records none");
+  const uint32_t group = kv.stats_group();
+  const size_t offset = kv.stat_offset(stat);
+  std::vector<double> out(ps.size() * group);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const float* stats = kv.slot_stats(layer, kv_head, ps.slots[i]) + offset;
+    for (uint32_t g = 0; g < group; ++g) out[i * group + g] = double(stats[g]);
+  }
+  return out;
+}
+
+std::vector<float> layer_stat_rows(const SequenceKv& kv, uint32_t layer, size_t n, SlotStat stat) {
+  PKV_CHECK(kv.stats_carried() & stat_bit(stat), "the policy reads attention statistics but the sequence records none");
+  const uint32_t group = kv.stats_group();
+  const size_t offset = kv.stat_offset(stat);
+  const uint32_t num_kv_heads = kv.layout().num_kv_heads;
+  std::vector<float> rows(size_t{num_kv_heads} * group * n, 0.0f);
+  for (uint32_t kv_head = 0; kv_head < num_kv_heads; ++kv_head) {
+    const auto positions = kv.positions(layer, kv_head);
+    for (size_t slot = 0; slot < positions.size(); ++slot) {
+      const Pos pos = positions[slot];
+      if (pos < 0 || size_t(pos) >= n) continue;
+      const float* stats = kv.slot_stats(layer, kv_head, slot) + offset;
+      for (uint32_t g = 0; g < group; ++g) rows[(size_t{kv_head} * group + g) * n + size_t(pos)] = stats[g];
+    }
+  }
+  return rows;
+}
+
 std::vector<size_t> top_k_indices(std::span<const double> scores, size_t begin, size_t end, size_t count) {
   PKV_CHECK(begin <= end && end <= scores.size(), "range [{}, {}) outside {} scores", begin, end, scores.size());
   std::vector<size_t> order(end - begin);

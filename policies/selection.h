@@ -1,6 +1,6 @@
 #pragma once
-// Helpers shared by the fixed-budget policies: the token budget, the prompt slots of one
-// (layer, KV head) list, group-summed statistics, and turning "these prompt slots stay" into a
+// Helpers shared by the policies: the token budget, the prompt slots of one (layer, KV head)
+// list, statistics per query head or group-summed, and turning "these prompt slots stay" into a
 // HeadKeep. Internal to policies/.
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +28,20 @@ PromptSlots prompt_slots(const SequenceKv& kv, uint32_t layer, uint32_t kv_head,
 // Requires kv.has_stats() (a PKV_CHECK: the scheduler asks for statistics when needs_stats()).
 std::vector<double> group_stat_sum(const SequenceKv& kv, uint32_t layer, uint32_t kv_head,
                                    const PromptSlots& ps, SlotStat stat);
+
+// Checks that the sequence carries statistics for view.num_query_heads query heads (G per KV
+// head), so a query head index h = kv_head * G + g means what the policy thinks.
+void check_stats_group(const PruneView& view);
+
+// Per prompt slot of `ps`, the statistic of each of the G query heads of the KV head's group:
+// [ps.size()][G], in double. Requires the statistic to be carried (a PKV_CHECK).
+std::vector<double> query_head_stats(const SequenceKv& kv, uint32_t layer, uint32_t kv_head, const PromptSlots& ps,
+                                     SlotStat stat);
+
+// The statistic of every query head of `layer` over prompt positions [0, n): [num_query_heads][n]
+// with query head h = kv_head * G + g; a position missing from a list reads as zero. Requires the
+// statistic to be carried (a PKV_CHECK).
+std::vector<float> layer_stat_rows(const SequenceKv& kv, uint32_t layer, size_t n, SlotStat stat);
 
 // Indices i in [begin, end) of the `count` largest scores[i] (ties: the older index wins, so the
 // choice is deterministic). count is clamped to the range.

@@ -254,6 +254,7 @@ void Engine::Impl::record_prune(Request& request, const detail::PruneResult& res
   request.output.kv_kept_fraction = o.kept_fraction();
   request.output.kv_kept_block_fraction = o.kept_block_fraction();
   request.output.blocks_freed_by_pruning = o.blocks_freed;
+  request.output.num_prompt_blocks = o.prompt_blocks_before;
   forecast.observe(request.policy->name(), o.kept_block_fraction());
   ++last.num_pruned;
   last.blocks_freed_by_pruning += o.blocks_freed;

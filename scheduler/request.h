@@ -48,6 +48,9 @@ struct RequestOutput {
   double kv_kept_fraction = 1.0;        // kept (layer, KV head, prompt position) entries
   double kv_kept_block_fraction = 1.0;  // kept prompt blocks
   size_t blocks_freed_by_pruning = 0;
+  // Blocks that held prompt slots before the prune, over every list (0 when nothing was pruned):
+  // with blocks_freed_by_pruning, the pooled share of prompt blocks a policy frees over a set.
+  size_t num_prompt_blocks = 0;
   size_t num_preemptions = 0;
 
   // Times in seconds on the runner's clock (ModelRunner::now()).

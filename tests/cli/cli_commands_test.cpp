@@ -60,7 +60,9 @@ TEST(CliGenerate, ALinesPolicyOverridesTheDefaultForThatRequestOnly) {
                              ", \"max_tokens\": 3, \"policy\": \"nope\"}\n");
   const auto records = generate_records(input, output);
   ASSERT_EQ(records.size(), 3u);
-  EXPECT_EQ(records[0]["kv_kept_fraction"], 1.0);  // --policy's default: full
+  // --policy's default, topp: 36 of the 40 are sinks or window, and the 4 others carry more
+  // than eps = 0.001 of the synthetic model's attention, so all stay.
+  EXPECT_EQ(records[0]["kv_kept_fraction"], 1.0);
   EXPECT_EQ(records[1]["kv_kept_fraction"], 0.5);  // 4 sinks + 16 recent of 40
   EXPECT_EQ(records[1]["output_tokens"].size(), 3u);
   ASSERT_TRUE(records[2].contains("error"));  // fails alone, named
@@ -195,6 +197,14 @@ TEST(CliPolicyHelp, ListsThePoliciesAndExitsCleanly) {
   const std::string out = run_prunekv_stdout({"generate", "--policy-help"}, &rc);
   EXPECT_EQ(rc, 0);
   EXPECT_NE(out.find("dbudget"), std::string::npos) << out;
+  EXPECT_NE(out.find("topp-blk"), std::string::npos) << out;
+}
+
+TEST(CliGenerate, DefaultsToTheThresholdFreeTopPPolicy) {
+  int rc = -1;
+  const std::string out = run_prunekv_stdout({"generate", "--help"}, &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("--policy TEXT=topp "), std::string::npos) << out;
 }
 
 }  // namespace

@@ -195,6 +195,49 @@ TEST(SequenceKv, DropRangeCoversEveryKvHeadOfTheLayer) {
   EXPECT_EQ(pool.num_used_blocks(), 3u);
 }
 
+TEST(SequenceKv, DropBlocksUnlinksAnySetOfBlocksOfOneListWithoutMovingData) {
+  BlockPool pool(make_layout(1, 2, 4), 20);
+  SequenceKv seq(pool, /*stats_group=*/2);
+  ASSERT_TRUE(seq.append(positions_range(0, 17)));  // 5 blocks per list, the last holds 16, 17
+  EXPECT_EQ(ids_of(seq, 0, 0), (Ids{0, 1, 2, 3, 4}));
+  write_all(seq);
+  const float* key_of_pos_8 = seq.key(0, 0, 8);
+
+  // Two holes, the second one next to the partial last block: blocks 1 and 3 go.
+  const uint32_t drop[] = {1, 3};
+  EXPECT_EQ(seq.drop_blocks(0, 0, drop), 2u);
+  EXPECT_EQ(ids_of(seq, 0, 0), (Ids{0, 2, 4}));
+  EXPECT_EQ(positions_of(seq, 0, 0), (Positions{0, 1, 2, 3, 8, 9, 10, 11, 16, 17}));
+  EXPECT_EQ(seq.num_slots(0, 1), 18u);  // the other KV head of the layer is untouched
+  EXPECT_EQ(pool.num_used_blocks(), 8u);
+  EXPECT_EQ(pool.ref_count(1), 0u);
+  EXPECT_EQ(pool.ref_count(3), 0u);
+  EXPECT_EQ(seq.key(0, 0, 4), key_of_pos_8);  // same memory: nothing moved
+  expect_contents_match_positions(seq);
+
+  // The partial last block can go too; then an append fills a fresh block behind the full ones.
+  const uint32_t last[] = {2};
+  EXPECT_EQ(seq.drop_blocks(0, 0, last), 1u);
+  EXPECT_EQ(positions_of(seq, 0, 0), (Positions{0, 1, 2, 3, 8, 9, 10, 11}));
+  EXPECT_EQ(seq.drop_blocks(0, 0, {}), 0u);
+  ASSERT_TRUE(seq.append(positions_range(18, 18)));
+  EXPECT_EQ(positions_of(seq, 0, 0), (Positions{0, 1, 2, 3, 8, 9, 10, 11, 18}));
+  EXPECT_EQ(seq.blocks(0, 0).size(), 3u);
+
+  const SequenceKv* all[] = {&seq};
+  EXPECT_TRUE(testing::pool_accounting_holds(pool, all));
+}
+
+TEST(SequenceKvDeathTest, DropBlocksRejectsUnorderedOrMissingBlocks) {
+  BlockPool pool(make_layout(1, 1, 4), 8);
+  SequenceKv seq(pool);
+  ASSERT_TRUE(seq.append(positions_range(0, 11)));
+  const uint32_t unordered[] = {2, 1};
+  EXPECT_DEATH(seq.drop_blocks(0, 0, unordered), "not strictly increasing");
+  const uint32_t missing[] = {3};
+  EXPECT_DEATH(seq.drop_blocks(0, 0, missing), "block 3 of a list with 3 blocks");
+}
+
 TEST(SequenceKv, CompactMovesKeptSlotsDownWithDataPositionsAndStats) {
   BlockPool pool(make_layout(1, 2, 4), 8);
   SequenceKv seq(pool, /*stats_group=*/1);

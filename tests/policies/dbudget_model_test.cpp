@@ -68,9 +68,7 @@ KeptFractions mean_kept_fractions(const Model& model, const std::vector<testing:
 TEST(DBudgetPolicy, ReproducesTheKeptFractionsOfTheMethodNoteOnGoldenPrompts) {
   PKV_REQUIRE_SHARED_FILE(testing::model_path("stories260K.bin"));
   PKV_REQUIRE_SHARED_FILE(testing::golden_path());
-  LoadOptions options;
-  options.tokenizer_path = testing::model_path("tok512.bin");
-  const auto model = load_model(testing::model_path("stories260K.bin"), options);
+  const auto model = testing::load_golden_model();
   const std::vector<testing::GoldenCase> cases = testing::load_golden();
   ASSERT_EQ(cases.size(), 60u);
 

@@ -26,6 +26,15 @@ TEST(MakePruningPolicy, ParsesEveryPolicyWithItsCanonicalName) {
       {"snapkv:1", "snapkv:1"},
       {"pyramidkv:0.25", "pyramidkv:0.25"},
       {"knorm:0.6", "knorm:0.6"},
+      {"topp", "topp"},
+      {"topp:eps=0.001", "topp"},
+      {"topp:eps=0.002", "topp:eps=0.002"},
+      {"topp-blk", "topp-blk"},
+      {"topp-blk:eps=0.003", "topp-blk"},
+      {"topp-blk:eps=0", "topp-blk:eps=0"},
+      {"dbudget-l1", "dbudget-l1"},
+      {"dbudget-l1:eps=0.01", "dbudget-l1"},
+      {"dbudget-l1:eps=0.02", "dbudget-l1:eps=0.02"},
   };
   for (const auto& [spec, name] : cases) {
     const auto policy = make_pruning_policy(spec);
@@ -58,6 +67,12 @@ TEST(MakePruningPolicy, DeclaresTheStatisticsItReads) {
   EXPECT_EQ(make_pruning_policy("h2o:0.5")->needed_stats(), stat_bit(SlotStat::kAccumulated));
   EXPECT_EQ(make_pruning_policy("snapkv:0.5")->needed_stats(), stat_bit(SlotStat::kWindowSum));
   EXPECT_EQ(make_pruning_policy("pyramidkv:0.5")->needed_stats(), stat_bit(SlotStat::kWindowSum));
+  for (const char* spec : {"topp", "topp-blk", "dbudget-l1"}) {
+    const auto policy = make_pruning_policy(spec);
+    EXPECT_EQ(policy->needed_stats(), stat_bit(SlotStat::kWindowSum)) << spec;
+    EXPECT_EQ(policy->stats_request(100).window, 32) << spec;  // W = min(32, N) observing queries
+    EXPECT_FALSE(policy->needs_key_data()) << spec;
+  }
 
   const StatsRequest request = make_pruning_policy("snapkv:0.5")->stats_request(100);
   EXPECT_EQ(request.prompt_len, 100);
@@ -74,7 +89,9 @@ TEST(MakePruningPolicy, RejectsBadSpecsWithConfigError) {
                            "snapkv:1.5", "snapkv:abc", "snapkv:0.5x", "snapkv:0.5:exact", "snapkv:nan",
                            "snapkv:inf", "h2o:0.5:0.5", "dbudget:T=1", "dbudget:T=-0.1", "dbudget:T=",
                            "dbudget:T=abc", "dbudget:foo", "dbudget:exact:exact", "dbudget:T=0.1:T=0.2",
-                           "dbudget:0.5", "dbudget:", "streaming:R=0.5"}) {
+                           "dbudget:0.5", "dbudget:", "streaming:R=0.5", "topp:0.001", "topp:eps=",
+                           "topp:eps=1", "topp:eps=-0.1", "topp:eps=0.1:eps=0.2", "topp-blk:exact",
+                           "dbudget-l1:T=0.01", "dbudget-l1:eps=abc", "topp-block", "dbudget-l2"}) {
     EXPECT_THROW(make_pruning_policy(spec), ConfigError) << "spec '" << spec << "'";
   }
 }
@@ -96,7 +113,8 @@ TEST(MakePruningPolicy, ErrorMessagesSayWhatWasExpected) {
 
 TEST(PruningPolicyHelp, ListsEveryPolicy) {
   const std::string help = pruning_policy_help();
-  for (const char* name : {"full", "dbudget", "streaming", "h2o", "snapkv", "pyramidkv", "knorm", "T=0.01"}) {
+  for (const char* name : {"full", "dbudget", "streaming", "h2o", "snapkv", "pyramidkv", "knorm", "T=0.01", "topp ",
+                           "topp-blk", "dbudget-l1", "eps=0.001", "eps=0.003", "eps=0.01"}) {
     EXPECT_NE(help.find(name), std::string::npos) << name;
   }
 }

@@ -19,24 +19,12 @@ class EngineGolden : public ::testing::Test {
   void SetUp() override {
     PKV_REQUIRE_SHARED_FILE(testing::model_path("stories260K.bin"));
     PKV_REQUIRE_SHARED_FILE(testing::golden_path());
-    LoadOptions options;
-    options.tokenizer_path = testing::model_path("tok512.bin");
-    model_ = load_model(testing::model_path("stories260K.bin"), options);
+    model_ = testing::load_golden_model();
     cases_ = testing::load_golden();
     ASSERT_EQ(cases_.size(), 60u);
   }
 
-  std::vector<RequestSpec> specs() const {
-    std::vector<RequestSpec> out;
-    for (const auto& c : cases_) {
-      RequestSpec spec;
-      spec.id = c.id;
-      spec.prompt_tokens = c.prompt_tokens;
-      spec.max_tokens = static_cast<uint32_t>(c.max_tokens);
-      out.push_back(std::move(spec));  // greedy, stop on BOS/EOS
-    }
-    return out;
-  }
+  std::vector<RequestSpec> specs() const { return testing::golden_specs(cases_); }
 
   void expect_golden(const std::vector<RequestOutput>& outputs) const {
     ASSERT_EQ(outputs.size(), cases_.size());

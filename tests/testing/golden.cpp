@@ -27,4 +27,22 @@ std::vector<GoldenCase> load_golden() {
   return cases;
 }
 
+std::unique_ptr<Model> load_golden_model() {
+  LoadOptions options;
+  options.tokenizer_path = model_path("tok512.bin");
+  return load_model(model_path("stories260K.bin"), options);
+}
+
+std::vector<RequestSpec> golden_specs(const std::vector<GoldenCase>& cases) {
+  std::vector<RequestSpec> specs;
+  for (const GoldenCase& c : cases) {
+    RequestSpec spec;
+    spec.id = c.id;
+    spec.prompt_tokens = c.prompt_tokens;
+    spec.max_tokens = static_cast<uint32_t>(c.max_tokens);
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
 }  // namespace prunekv::testing
