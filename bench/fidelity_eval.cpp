@@ -5,9 +5,11 @@
 #include <algorithm>
 
 #include "common/build_info.h"
+#include "common/error.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
 #include "scheduler/engine.h"
+#include "policies/pruning_policy.h"
 #include "scheduler/jsonl.h"
 
 namespace prunekv::bench {
@@ -33,16 +35,39 @@ std::string fidelity_eval_header(const FidelityEvalOptions& options, const Model
       config.resolve_num_blocks(runner.kv_layout(config.block_size)), config.block_size, num_requests);
 }
 
+std::vector<EvalPolicySpec> eval_policy_specs(const FidelityEvalOptions& options) {
+  std::vector<EvalPolicySpec> out;
+  for (const std::string& spec : options.policies) out.push_back({spec, "", 0.0});
+  if (!options.sweep_families.empty() && options.sweep_ratios.empty())
+    throw ConfigError("--sweep: expected ratios to sweep (--ratios), found none");
+  for (const std::string& family : options.sweep_families) {
+    for (double ratio : options.sweep_ratios) {
+      const std::string spec = fmt::format("{}:{:g}", family, ratio);
+      try {
+        make_pruning_policy(spec);
+      } catch (const ConfigError& e) {
+        throw ConfigError(fmt::format("--sweep {} at ratio {:g}: expected a fixed-budget family (snapkv, h2o, "
+                                      "streaming, pyramidkv, knorm) and a ratio in (0, 1]: {}",
+                                      family, ratio, e.what()));
+      }
+      out.push_back({spec, family, ratio});
+    }
+  }
+  return out;
+}
+
 std::vector<EvalPolicyResult> run_fidelity_eval(const FidelityEvalOptions& args, TransformerRunner& runner,
                                                 const std::vector<RequestSpec>& specs) {
   auto log = log::get("bench");
   EngineConfig config = args.engine;
-  const std::vector<std::string>& policies = args.policies;
+  const std::vector<EvalPolicySpec> policies = eval_policy_specs(args);
 
-  // The reference: every request with the full cache.
+  // The reference: every request with the full cache, its next-token distributions recorded.
   config.default_policy = "full";
   Stopwatch clock;
-  const std::vector<RequestOutput> full = generate(runner, config, specs);
+  std::vector<RequestSpec> recorded = specs;
+  for (RequestSpec& spec : recorded) spec.record_logprobs = true;
+  const std::vector<RequestOutput> full = generate(runner, config, recorded);
   std::vector<bool> usable(specs.size(), true);
   for (size_t i = 0; i < full.size(); ++i) {
     if (full[i].finished()) continue;
@@ -51,23 +76,33 @@ std::vector<EvalPolicyResult> run_fidelity_eval(const FidelityEvalOptions& args,
   }
   log->info("eval: full cache reference done in {:.2f} s", clock.seconds());
 
+  // Teacher forcing: each request is fed the full cache's output tokens.
+  std::vector<RequestSpec> forced = recorded;
+  for (size_t i = 0; i < forced.size(); ++i) forced[i].forced_tokens = full[i].output_tokens;
+
   std::vector<EvalPolicyResult> results;
-  for (const auto& policy : policies) {
+  for (const EvalPolicySpec& policy : policies) {
     clock.reset();
-    config.default_policy = policy;
+    config.default_policy = policy.spec;
     const std::vector<RequestOutput> outputs = generate(runner, config, specs);
+    const std::vector<RequestOutput> forced_outputs = generate(runner, config, forced);
     EvalPolicyResult result;
-    result.policy = policy;
+    result.policy = policy.spec;
+    result.family = policy.family;
+    result.ratio = policy.ratio;
     for (size_t i = 0; i < outputs.size(); ++i) {
       if (!usable[i]) continue;
-      if (!outputs[i].finished()) {
-        log->warn("eval: request {} under {} failed: {}", outputs[i].id, policy, outputs[i].error);
+      const RequestOutput* failed = !outputs[i].finished() ? &outputs[i] : !forced_outputs[i].finished() ? &forced_outputs[i] : nullptr;
+      if (failed != nullptr) {
+        log->warn("eval: request {} under {} failed: {}", failed->id, policy.spec, failed->error);
         continue;
       }
       result.requests.push_back(compare_with_full(full[i], outputs[i]));
+      add_teacher_forced(result.requests.back(), full[i], forced_outputs[i]);
     }
-    log->info("eval: {}: {}/{} exact, kept {:.3f} ({:.2f} s)", policy, result.num_exact(),
-              result.requests.size(), result.mean_kv_kept_fraction(), clock.seconds());
+    log->info("eval: {}: {}/{} exact, TF agreement {:.4f}, mean KL {:.2e}, kept {:.3f} ({:.2f} s)", policy.spec,
+              result.num_exact(), result.requests.size(), result.mean_tf_agreement(), result.mean_tf_kl(),
+              result.mean_kv_kept_fraction(), clock.seconds());
     results.push_back(std::move(result));
   }
 

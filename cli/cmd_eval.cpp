@@ -13,6 +13,7 @@
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
 #include "common/error.h"
+#include "common/svg_plot.h"
 
 namespace prunekv::cli {
 namespace {
@@ -22,6 +23,9 @@ struct EvalArgs {
   std::string input;
   uint32_t max_tokens = 0;  // 0 = each line's own (or 256)
   std::string output_json;
+  std::vector<std::string> sweep;
+  std::vector<double> ratios{std::begin(bench::kDefaultSweepRatios), std::end(bench::kDefaultSweepRatios)};
+  std::string plot;
 };
 
 int run_eval(const EvalArgs& args) {
@@ -30,6 +34,9 @@ int run_eval(const EvalArgs& args) {
   options.policies = args.engine.policy_list();
   options.input = args.input;
   options.max_tokens = args.max_tokens;
+  options.sweep_families = args.sweep;
+  options.sweep_ratios = args.ratios;
+  bench::eval_policy_specs(options);  // a bad --sweep fails before the model loads
   const std::vector<RequestSpec> specs = bench::fidelity_eval_requests(options);
 
   const auto model = load_model_for(args.engine);
@@ -44,6 +51,13 @@ int run_eval(const EvalArgs& args) {
     if (!out) throw InputError(fmt::format("--output-json: cannot create \"{}\"", args.output_json));
     out << bench::eval_json(results).dump(2) << '\n';
   }
+  if (!args.plot.empty()) {
+    PlotOptions plot;
+    plot.title = fmt::format("prunekv eval: fidelity against prompt blocks freed, {} on {} requests", model->config.name,
+                             specs.size());
+    plot.x_label = "prompt blocks freed (%)";
+    write_svg_plot(args.plot, bench::frontier_plot_panels(results), plot);
+  }
   return 0;
 }
 
@@ -56,7 +70,7 @@ Command eval_command() {
       "eval",
       [args](CLI::App& app) {
         auto* cmd = app.add_subcommand(
-            "eval", "greedy agreement of pruned KV caches with the full cache, per request");
+            "eval", "greedy and teacher-forced agreement of pruned KV caches with the full cache, per request");
         add_engine_options(
             *cmd, args->engine,
             EngineOptionSet{.policy = false, .policy_list = true, .admission = true, .seed = false});
@@ -70,6 +84,14 @@ Command eval_command() {
                         "cap on every request's max_tokens (default: each line's own, else 256)");
         cmd->add_option("--output-json", args->output_json,
                         "write the per-policy and per-request report here");
+        cmd->add_option("--sweep", args->sweep,
+                        "fixed-budget families to run at every --ratios value after --policies, e.g. snapkv,h2o,streaming")
+            ->delimiter(',');
+        cmd->add_option("--ratios", args->ratios, "kept ratios R of the --sweep, comma-separated")
+            ->delimiter(',')
+            ->capture_default_str();
+        cmd->add_option("--plot", args->plot,
+                        "SVG of exact and teacher-forced agreement against prompt blocks freed (the frontier)");
       },
       [args] { return run_eval(*args); }};
 }

@@ -74,7 +74,7 @@ std::vector<double> nice_ticks(double lo, double hi, size_t target) {
 PlotSeries decimate(const PlotSeries& series, size_t columns) {
   const size_t n = std::min(series.x.size(), series.y.size());
   if (n <= 3 * columns || columns == 0) return series;
-  PlotSeries out{series.label, {}, {}};
+  PlotSeries out{series.label, {}, {}, series.markers};
   const double x0 = series.x.front(), x1 = series.x[n - 1];
   const double width = x1 > x0 ? (x1 - x0) / double(columns) : 1.0;
   size_t i = 0;
@@ -157,6 +157,11 @@ std::string render_svg_plot(std::span<const PlotPanel> panels, const PlotOptions
       for (size_t i = 0; i < std::min(line.x.size(), line.y.size()); ++i)
         if (std::isfinite(line.x[i]) && std::isfinite(line.y[i])) points += fmt::format("{:.1f},{:.1f} ", px(line.x[i]), py(line.y[i]));
       svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.3\" points=\"{}\"/>\n", color, points);
+      if (line.markers)
+        for (size_t i = 0; i < std::min(line.x.size(), line.y.size()); ++i)
+          if (std::isfinite(line.x[i]) && std::isfinite(line.y[i]))
+            svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", px(line.x[i]),
+                               py(line.y[i]), color);
       // Legend, top right inside the panel.
       const double ly = top + 14 + 14 * double(s);
       svg += fmt::format(

@@ -1,7 +1,8 @@
 #pragma once
 // A small SVG line-chart writer for time series (simulate and bench plot blocks used, running
-// and waiting requests over time): panels stacked vertically, shared x range, one line per
-// series, nice axis ticks and a legend. Long series are decimated to the min and max of each
+// and waiting requests over time) and for eval's fidelity frontier: panels stacked vertically,
+// shared x range, one line per series (optionally with a dot per point), nice axis ticks and a
+// legend. Long series are decimated to the min and max of each
 // pixel column, so peaks survive.
 #include <cstddef>
 #include <span>
@@ -14,6 +15,7 @@ struct PlotSeries {
   std::string label;
   std::vector<double> x;
   std::vector<double> y;  // same length as x
+  bool markers = false;   // also a dot at every point (a one-point series shows only its dot)
 };
 
 struct PlotPanel {

@@ -82,6 +82,15 @@ void softmax(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] /= sum;
 }
 
+void log_softmax(const float* x, float* out, size_t n) {
+  PKV_DCHECK(n > 0);
+  const float max_value = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - double(max_value));
+  const double log_sum = std::log(sum);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(double(x[i]) - double(max_value) - log_sum);
+}
+
 void matmul_rows_reference(float* y, const float* x, const float* w, size_t n, size_t in, size_t out,
                            size_t row_begin, size_t row_end) {
   for (size_t t = 0; t < n; ++t) {

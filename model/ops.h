@@ -44,6 +44,10 @@ void swiglu(float* gate, const float* up, size_t n);
 // In-place softmax over n >= 1 values, max-subtracted.
 void softmax(float* x, size_t n);
 
+// out[i] = log softmax(x)[i] = x[i] - max - log(sum of exp(x[j] - max)) over n >= 1 values, the
+// sum in double; x and out may be the same array.
+void log_softmax(const float* x, float* out, size_t n);
+
 // y[n][out] = x[n][in] * w[out][in]^T over rows [row_begin, row_end) of w (the columns
 // [row_begin, row_end) of y, ldy = out), plain loops over the weights as stored: the reference
 // the weight GEMM (model/gemm.h, which the forward step uses) is tested against.

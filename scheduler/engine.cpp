@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "model/ops.h"
 #include "policies/pruning_policy.h"
 #include "scheduler/kv_admission.h"
 #include "scheduler/prune_forecast.h"
@@ -144,6 +145,13 @@ std::string Engine::Impl::prepare(Request& request) {
     if (t < 0 || uint32_t(t) >= runner.vocab_size())
       return fmt::format("prompt token {} out of range: expected 0..{}", t, runner.vocab_size() - 1);
   if (spec.max_tokens == 0) return "max_tokens: expected >= 1, found 0";
+  if (spec.forced_tokens.size() > spec.max_tokens)
+    return fmt::format("forced_tokens: {} tokens, more than max_tokens ({})", spec.forced_tokens.size(), spec.max_tokens);
+  for (TokenId t : spec.forced_tokens)
+    if (t < 0 || uint32_t(t) >= runner.vocab_size())
+      return fmt::format("forced token {} out of range: expected 0..{}", t, runner.vocab_size() - 1);
+  if (spec.record_logprobs && !runner.computes_logits())
+    return "record_logprobs: this runner computes no logits (a simulated model)";
   try {
     spec.sampling.validate();
   } catch (const Error& e) {
@@ -349,7 +357,14 @@ bool Engine::Impl::step() {
       r.num_scheduled_tokens = 0;
       if (r.awaits_prune()) to_prune.push_back(&r);
       if (!c.sample) continue;
-      const TokenId token = next_tokens[sampled++];
+      const size_t step = r.output.output_tokens.size();
+      if (r.spec.record_logprobs) {
+        const std::span<const float> logits = runner.logits(sampled);
+        r.output.logprobs.emplace_back(logits.size());
+        log_softmax(logits.data(), r.output.logprobs.back().data(), logits.size());
+      }
+      const TokenId token = step < r.spec.forced_tokens.size() ? r.spec.forced_tokens[step] : next_tokens[sampled];
+      ++sampled;
       if (r.output.output_tokens.empty()) r.output.first_token_time = now;
       std::optional<FinishReason> finish = detail::append_token(r, token, stop_tokens, runner.tokenizer());
       ++stats.num_output_tokens;

@@ -26,6 +26,13 @@ class ModelRunner {
   // Runs one step; for each sampling sequence of `batch` (in order) samples with the matching
   // entry of `samplers` and writes the token to next_tokens (resized to batch.num_sampling()).
   virtual void execute(const StepBatch& batch, std::span<Sampler* const> samplers, std::vector<TokenId>& next_tokens) = 0;
+  // The logits (vocab_size floats) the last execute() sampled sampling sequence i from; empty
+  // when this runner computes none (the simulator), which computes_logits() says up front.
+  virtual bool computes_logits() const { return false; }
+  virtual std::span<const float> logits(size_t sampling_index) const {
+    (void)sampling_index;
+    return {};
+  }
   // Seconds on this runner's clock: wall time for real models, model time for the simulator.
   virtual double now() const = 0;
   // Called when nothing can run before `time` (every waiting request arrives later): the

@@ -28,6 +28,14 @@ struct RequestSpec {
   // Seconds on the runner's clock before which the request is not admitted (simulated traces);
   // 0 = at submission.
   double arrival_time = 0.0;
+  // Teacher forcing (fidelity evals): generated token i is forced_tokens[i] whatever the model
+  // predicts (the sampler's choice is dropped), and the request ends after the last one (or at
+  // a stop token among them). At most max_tokens of them; empty = the sampler decides.
+  std::vector<TokenId> forced_tokens;
+  // true: RequestOutput::logprobs gets each step's log-softmax over the whole vocabulary
+  // (vocab_size floats per generated token: for evals, not for serving). Needs a runner that
+  // computes logits (not the simulator).
+  bool record_logprobs = false;
 };
 
 enum class FinishReason : uint8_t { kStop, kLength, kCancelled, kError };
@@ -59,6 +67,10 @@ struct RequestOutput {
   double finish_time = 0.0;
   double ttft = 0.0;               // first_token_time - arrival_time; 0 without a token
   double mean_tpot = 0.0;          // (finish_time - first_token_time) / (tokens - 1); 0 with < 2 tokens
+
+  // With RequestSpec::record_logprobs: row i is the log-softmax of the logits that chose
+  // generated token i (one more row than output_tokens when a stop token ended the request).
+  std::vector<std::vector<float>> logprobs;
 
   bool finished() const { return finish_reason == FinishReason::kStop || finish_reason == FinishReason::kLength; }
 };

@@ -35,6 +35,8 @@ std::optional<FinishReason> append_token(Request& request, TokenId token, std::s
     if (cut_at_stop_string(out.text, old_size, request.spec.stop)) return FinishReason::kStop;
   }
   if (out.output_tokens.size() >= request.spec.max_tokens) return FinishReason::kLength;
+  const std::vector<TokenId>& forced = request.spec.forced_tokens;
+  if (!forced.empty() && out.output_tokens.size() >= forced.size()) return FinishReason::kLength;
   return std::nullopt;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // Appending a sampled token to a request and deciding whether it ends there (internal, engine
 // thread): a stop token (EOS/BOS per the model, unless ignore_eos; not added to the output),
-// a stop string in the decoded text (the text is cut before it), or max_tokens.
+// a stop string in the decoded text (the text is cut before it), max_tokens, or the last of the
+// spec's forced tokens.
 #include <optional>
 #include <span>
 

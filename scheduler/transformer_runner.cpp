@@ -32,6 +32,13 @@ void TransformerRunner::execute(const StepBatch& batch, std::span<Sampler* const
     next_tokens[i] = samplers[i]->sample(std::span<const float>(logits_.data() + i * vocab, vocab));
 }
 
+std::span<const float> TransformerRunner::logits(size_t sampling_index) const {
+  const size_t vocab = model_.config.vocab_size;
+  PKV_CHECK((sampling_index + 1) * vocab <= logits_.size(), "logits of sampling sequence {}: the last step had {}",
+            sampling_index, logits_.size() / vocab);
+  return std::span<const float>(logits_).subspan(sampling_index * vocab, vocab);
+}
+
 double TransformerRunner::now() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }

@@ -23,6 +23,8 @@ class TransformerRunner : public ModelRunner {
   std::span<const TokenId> stop_tokens() const override;
   const Tokenizer* tokenizer() const override;
   void execute(const StepBatch& batch, std::span<Sampler* const> samplers, std::vector<TokenId>& next_tokens) override;
+  bool computes_logits() const override { return true; }
+  std::span<const float> logits(size_t sampling_index) const override;
   double now() const override;
   void wait_until(double time) override;
 

@@ -79,7 +79,7 @@ void BM_Policy_Select(benchmark::State& state, const char* spec) {
   size_t planned = 0;
   for (auto _ : state) {
     PrunePlan plan = policy->select(view);
-    planned += plan.cuts.size() + plan.keeps.size();
+    planned += plan.cuts.size() + plan.keeps.size() + plan.block_drops.size();
     benchmark::DoNotOptimize(plan);
   }
   state.counters["plan_entries"] = double(planned) / double(state.iterations());
@@ -123,6 +123,9 @@ BENCHMARK_CAPTURE(BM_Policy_Select, h2o, "h2o:0.5")->Unit(benchmark::kMillisecon
 BENCHMARK_CAPTURE(BM_Policy_Select, snapkv, "snapkv:0.5")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Policy_Select, pyramidkv, "pyramidkv:0.5")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Policy_Select, knorm, "knorm:0.5")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Policy_Select, topp, "topp")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Policy_Select, topp_blk, "topp-blk")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Policy_Select, dbudget_l1, "dbudget-l1")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DBudget_BruteForceReferenceOneLayer)->Unit(benchmark::kMillisecond)->Iterations(2);
 
 }  // namespace
