@@ -29,23 +29,27 @@ std::vector<bool> top_p_keep(std::span<const double> masses, size_t group, const
     }
   }
   std::vector<bool> keep = forced;
-  std::vector<double> share(num_units, 0.0);
-  std::vector<size_t> order;
+  // (share, unit) by value, one sort over a contiguous array: higher share first, then the lower
+  // index, a total order.
+  std::vector<std::pair<double, size_t>> order;
+  order.reserve(num_units);
   for (size_t u = 0; u < num_units; ++u) {
     if (forced[u]) continue;
+    double share = 0.0;
     for (size_t g = 0; g < group; ++g)
-      if (total[g] > 0.0) share[u] = std::max(share[u], masses[u * group + g] / total[g]);
-    order.push_back(u);
+      if (total[g] > 0.0) share = std::max(share, masses[u * group + g] / total[g]);
+    order.emplace_back(share, u);
   }
-  // stable_sort keeps the lower index first among equal shares.
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return share[a] > share[b]; });
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
   auto covered = [&] {
     for (size_t g = 0; g < group; ++g)
       if (kept[g] < (1.0 - epsilon) * total[g]) return false;
     return true;
   };
-  for (size_t u : order) {
+  for (const auto& ranked : order) {
     if (covered()) break;
+    const size_t u = ranked.second;
     keep[u] = true;
     for (size_t g = 0; g < group; ++g) kept[g] += masses[u * group + g];
   }
