@@ -16,7 +16,7 @@
 namespace prunekv::bench {
 
 inline constexpr const char* kDefaultEvalPolicies =
-    "full,dbudget,dbudget:exact,streaming:0.7,h2o:0.9,snapkv:0.7,pyramidkv:0.7,knorm:0.7";
+    "full,topp,topp-blk,dbudget-l1,dbudget,dbudget:exact,streaming:0.7,h2o:0.9,snapkv:0.7,pyramidkv:0.7,knorm:0.7";
 
 // One policy of the eval, with its sweep coordinates when it came from --sweep.
 struct EvalPolicySpec {
