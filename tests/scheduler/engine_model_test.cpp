@@ -69,6 +69,55 @@ TEST_F(EngineGolden, RepeatedPreemptionsOnATinyPoolStillGiveTheGoldenTokens) {
   EXPECT_GT(stats.num_preemptions, 10u);
 }
 
+// The threshold-free policies under memory pressure: every request is preempted and recomputed
+// again and again, each recompute prunes its prompt anew (compaction for topp, whole-block drops
+// for topp-blk), and the tokens must equal those of an ample pool under the same policy; the
+// pool's leak check runs when each engine is destroyed.
+TEST_F(EngineGolden, ThresholdFreePoliciesGiveTheSameTokensUnderRepeatedPreemption) {
+  TransformerRunner runner(*model_, 2);
+  const KvLayout layout = runner.kv_layout(kDefaultBlockSize);
+  size_t largest = 0;
+  for (const auto& c : cases_)
+    largest = std::max(largest, layout.num_lists() * layout.blocks_for_slots(c.prompt_tokens.size() + size_t(c.max_tokens)));
+  for (const char* policy : {"topp", "topp-blk"}) {
+    SCOPED_TRACE(policy);
+    EngineConfig ample;
+    ample.num_kv_blocks = 60 * 20 * 40;
+    ample.default_policy = policy;
+    EngineConfig tight = ample;
+    tight.num_kv_blocks = largest + largest / 4;
+    tight.max_num_batched_tokens = 256;  // long prompts are chunked too
+    EngineStats stats;
+    const auto expected = generate(runner, ample, specs());
+    const auto outputs = generate(runner, tight, specs(), &stats);
+    ASSERT_EQ(outputs.size(), expected.size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      ASSERT_TRUE(outputs[i].finished()) << outputs[i].error;
+      EXPECT_EQ(outputs[i].output_tokens, expected[i].output_tokens) << cases_[i].id;
+      EXPECT_EQ(outputs[i].kv_kept_fraction, expected[i].kv_kept_fraction) << cases_[i].id;
+    }
+    EXPECT_GT(stats.num_preemptions, 10u);
+    EXPECT_GT(stats.blocks_freed_by_pruning, 0u);
+  }
+}
+
+// Cancelling everything mid-flight (a destroyed engine) after some requests were pruned returns
+// every block, the dropped ones and the kept ones (the pool aborts on a leak).
+TEST_F(EngineGolden, DestroyingAnEngineMidFlightAfterTopPBlockPruningFreesEveryBlock) {
+  TransformerRunner runner(*model_, 2);
+  EngineConfig config;
+  config.num_kv_blocks = 60 * 20 * 40;
+  config.default_policy = "topp-blk";
+  EngineStats stats;
+  {
+    Engine engine(runner, config);
+    for (const RequestSpec& spec : specs()) engine.submit(spec);
+    for (int i = 0; i < 4; ++i) engine.step();
+    stats = engine.stats();
+  }
+  EXPECT_GT(stats.blocks_freed_by_pruning, 0u);
+}
+
 // fp16 KV rounds every K/V element (relative error up to 2^-11), so near-tie logits may flip:
 // it must keep most golden outputs exact. Measured: 56 of 60 (fp32: 60 of 60).
 TEST_F(EngineGolden, HalfPrecisionKvKeepsMostGoldenOutputsExact) {
