@@ -137,8 +137,9 @@ std::string pruning_policy_help() {
   for (const PolicyInfo& info : kPolicies) {
     out += fmt::format("{:<10} {:<14} {:<22} {}\n", info.name, info.params, info.defaults, info.meaning);
   }
-  out += "R = kept fraction of prompt tokens, 0 < R <= 1 (at least 12 tokens are kept); parameters "
-         "follow the name after ':', e.g. snapkv:0.5, dbudget:T=0.005:exact\n";
+  out += "R = kept fraction of prompt tokens, 0 < R <= 1 (at least 12 tokens are kept); eps = the share of "
+         "each query head's window attention a threshold-free rule may drop, 0 <= eps < 1; parameters "
+         "follow the name after ':', e.g. snapkv:0.5, dbudget:T=0.005:exact, topp:eps=0.002\n";
   return out;
 }
 
