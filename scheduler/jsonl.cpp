@@ -91,6 +91,10 @@ RequestSpec parse_request_line(std::string_view line, size_t line_number, const 
   } catch (const json::parse_error& e) {
     throw InputError(fmt::format("line {}: malformed JSON: {}", line_number, e.what()));
   }
+  return parse_request_object(object, line_number, defaults);
+}
+
+RequestSpec parse_request_object(const json& object, size_t line_number, const RequestDefaults& defaults) {
   if (!object.is_object())
     throw InputError(fmt::format("line {}: expected a JSON object, found {}", line_number, describe(object)));
 
@@ -150,20 +154,26 @@ std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaul
   std::string text;
   for (size_t line_number = 1; std::getline(in, text); ++line_number) {
     if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.find_first_not_of(" \t") == std::string::npos) continue;
-    ParsedLine parsed;
-    parsed.line_number = line_number;
-    try {
-      parsed.spec = parse_request_line(text, line_number, defaults);
-    } catch (const InputError& e) {
-      parsed.error = e.what();
-    }
-    // The id to echo, even for a bad line whose JSON parsed.
-    const json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    parsed.id = line_id(object, line_number);
-    lines.push_back(std::move(parsed));
+    if (is_blank_line(text)) continue;
+    lines.push_back(parse_request_record(text, line_number, defaults));
   }
   return lines;
+}
+
+bool is_blank_line(std::string_view text) { return text.find_first_not_of(" \t\r") == std::string_view::npos; }
+
+ParsedLine parse_request_record(std::string_view text, size_t line_number, const RequestDefaults& defaults) {
+  ParsedLine parsed;
+  parsed.line_number = line_number;
+  try {
+    parsed.spec = parse_request_line(text, line_number, defaults);
+  } catch (const InputError& e) {
+    parsed.error = e.what();
+  }
+  // The id to echo, even for a bad line whose JSON parsed.
+  const json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  parsed.id = line_id(object, line_number);
+  return parsed;
 }
 
 std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults) {
@@ -211,9 +221,9 @@ nlohmann::ordered_json error_record(const json& id, std::string_view message) {
   return nlohmann::ordered_json{{"id", id}, {"error", message}};
 }
 
-JsonlWriter::JsonlWriter(const std::string& path) : out_(&std::cout) {
+JsonlWriter::JsonlWriter(const std::string& path, bool append) : out_(&std::cout) {
   if (path == "-") return;
-  file_ = std::make_unique<std::ofstream>(path);
+  file_ = std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc);
   if (!*file_)
     throw InputError(
         fmt::format("--output: cannot create \"{}\": expected a writable path or - for stdout", path));

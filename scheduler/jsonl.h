@@ -44,6 +44,13 @@ struct ParsedLine {
 // value out of range).
 RequestSpec parse_request_line(std::string_view line, size_t line_number, const RequestDefaults& defaults);
 
+// The same over a parsed JSON value (the body of an OpenAI Batch line goes through here).
+RequestSpec parse_request_object(const nlohmann::json& object, size_t line_number, const RequestDefaults& defaults);
+// One non-blank line as a ParsedLine: its spec, or its error and the id to echo.
+ParsedLine parse_request_record(std::string_view text, size_t line_number, const RequestDefaults& defaults);
+// Spaces, tabs and a CR only: such lines are skipped and are no request.
+bool is_blank_line(std::string_view text);
+
 // Reads every non-blank line of `in`; bad lines come back with their error instead of a spec.
 std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaults& defaults);
 // The same for a file, or stdin when path is "-". Throws InputError when the file cannot be opened.
@@ -63,8 +70,9 @@ nlohmann::ordered_json error_record(const nlohmann::json& id, std::string_view m
 // Writes one compact JSON object per line to a file, or stdout when path is "-".
 class JsonlWriter {
  public:
-  // Throws InputError when the file cannot be created.
-  explicit JsonlWriter(const std::string& path);
+  // Throws InputError when the file cannot be created. `append` keeps what the file holds
+  // (generate --resume).
+  explicit JsonlWriter(const std::string& path, bool append = false);
   ~JsonlWriter();
   JsonlWriter(const JsonlWriter&) = delete;
   JsonlWriter& operator=(const JsonlWriter&) = delete;
