@@ -1,21 +1,26 @@
-// `prunekv generate`: offline batch serving. JSONL requests in, one JSONL record per input line
-// out, in input order; a bad line gets an error record and every other line is still served.
+// `prunekv generate`: offline batch serving. JSONL requests in (prunekv's or OpenAI's Batch
+// format), one record per input line out, in input order; a bad line gets an error record and
+// every other line is still served. Sharded, it serves its share of the lines and writes a
+// manifest for `prunekv merge` (scheduler/shard_run.h).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
-#include "scheduler/jsonl.h"
 #include "cli/progress.h"
 #include "common/check.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
+#include "scheduler/batch_file.h"
 #include "scheduler/engine.h"
+#include "scheduler/shard_run.h"
 #include "scheduler/transformer_runner.h"
 
 namespace prunekv::cli {
@@ -32,6 +37,9 @@ struct GenerateArgs {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool quiet = false;
+  std::optional<uint32_t> num_shards;
+  std::optional<uint32_t> shard_index;
+  bool resume = false;
 };
 
 // Writes records as soon as every earlier line has one, so output streams in input order.
@@ -70,14 +78,22 @@ int run_generate(const GenerateArgs& args) {
   defaults.sampling.validate();
   defaults.stop = args.stop;
   defaults.ignore_eos = args.ignore_eos;
-  std::vector<ParsedLine> lines = read_request_file(args.input, defaults);
+  BatchInput input = read_batch_file(args.input, defaults);
+  std::vector<ParsedLine>& lines = input.lines;
+  const auto shard = select_shard(args.num_shards, args.shard_index, process_env);
+  ShardRun run({args.input, args.output, shard, args.resume}, input);
+  const std::vector<size_t>& pending = run.pending();
+  if (shard)
+    log->info("shard {} of {} (from {}): {} of {} lines, {} to serve, results to {}", shard->shard_index,
+              shard->num_shards, shard->source, run.num_owned(), lines.size(), pending.size(), run.output_path());
+  const std::string model_name = std::filesystem::path(args.engine.model).filename().string();
 
   const auto model = load_model_for(args.engine);
   TransformerRunner runner(*model, args.engine.num_threads());
 
-  JsonlWriter writer(args.output);
-  OrderedRecords records(writer, lines.size());
-  ProgressReporter progress(lines.size(), !args.quiet);
+  JsonlWriter writer(run.output_path(), run.appends());
+  OrderedRecords records(writer, pending.size());
+  ProgressReporter progress(pending.size(), !args.quiet);
   ProgressSnapshot snapshot;
   size_t num_prompt_tokens = 0, num_failed = 0;
 
@@ -92,35 +108,40 @@ int run_generate(const GenerateArgs& args) {
   snapshot.blocks_total = engine.pool().num_total_blocks();
 
   Stopwatch clock;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    ParsedLine& line = lines[i];
+  // `k` counts this run's lines: records come out in input order of the lines it serves.
+  for (size_t k = 0; k < pending.size(); ++k) {
+    ParsedLine& line = lines[pending[k]];
     if (!line.spec) {
       log->warn("{}", line.error);
-      records.set(i, error_record(line.id, line.error));
+      records.set(k, batch_error_record(input.format, line.id, line.error));
+      run.count_record(false);
       ++snapshot.num_done;
       ++num_failed;
       continue;
     }
-    // The callback runs on this thread inside step(); `i` keeps input order.
-    engine.submit(std::move(*line.spec), [&, i](const RequestOutput& output, bool finished) {
+    // The callback runs on this thread inside step().
+    engine.submit(std::move(*line.spec), [&, k](const RequestOutput& output, bool finished) {
       if (!finished) {
         ++snapshot.num_output_tokens;
         return;
       }
       ++snapshot.num_done;
       num_prompt_tokens += output.num_prompt_tokens;
-      if (output.finish_reason == FinishReason::kError) {
+      if (!output.finished()) {
         ++num_failed;
         log->warn("request {}: {}", output.id, output.error);
       }
-      records.set(i, output_record(lines[i].id, output));
+      run.count_record(output.finished());
+      records.set(k, batch_output_record(input.format, lines[pending[k]].id, output, model_name));
     });
   }
   records.write_ready();
   while (engine.step()) records.write_ready();
   records.write_ready();
   progress.finish(snapshot);
-  PKV_CHECK(records.all_written(), "generate: {} input lines, not every one got a record", lines.size());
+  PKV_CHECK(records.all_written(), "generate: {} lines to serve, not every one got a record", pending.size());
+  writer.flush();
+  run.finish();
 
   const EngineStats& stats = engine.stats();
   const double elapsed = clock.seconds();
@@ -129,7 +150,7 @@ int run_generate(const GenerateArgs& args) {
       "generate: {} requests ({} failed), {} prompt tokens, {} output tokens in {:.2f} s: {:.1f} output "
       "tok/s, "
       "{:.1f} total tok/s; peak KV blocks {}/{}, {} preemptions, {} blocks freed by pruning",
-      lines.size(), num_failed, num_prompt_tokens, num_output_tokens, elapsed,
+      pending.size(), num_failed, num_prompt_tokens, num_output_tokens, elapsed,
       static_cast<double>(num_output_tokens) / elapsed,
       static_cast<double>(num_prompt_tokens + num_output_tokens) / elapsed, stats.peak_blocks_used,
       engine.pool().num_total_blocks(), stats.num_preemptions, stats.blocks_freed_by_pruning);
@@ -161,6 +182,13 @@ Command generate_command() {
         cmd->add_option("--stop", args->stop, "stop string for lines without stop (repeatable)");
         cmd->add_flag("--ignore-eos", args->ignore_eos, "generate max_tokens whatever the model emits");
         cmd->add_flag("--quiet,-q", args->quiet, "no progress display");
+        cmd->add_option("--num-shards", args->num_shards,
+                        "serve a share of the lines: those whose index i has i mod N == --shard-index (default: "
+                        "from the launcher's environment, if any)")
+            ->check(CLI::PositiveNumber);
+        cmd->add_option("--shard-index", args->shard_index, "this process's shard, 0 to N-1");
+        cmd->add_flag("--resume", args->resume,
+                      "keep the records already in --output and serve only the lines after them");
       },
       [args] { return run_generate(*args); }};
 }

@@ -22,6 +22,7 @@ struct Command {
 // The factories, one per cmd_*.cpp.
 std::vector<Command> all_commands();
 Command generate_command();
+Command merge_command();
 Command eval_command();
 Command bench_command();
 Command batched_bench_command();

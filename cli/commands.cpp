@@ -21,6 +21,7 @@ std::vector<Command> all_commands() {
   std::vector<Command> commands;
   // Subcommand factories are appended here as they land, e.g. commands.push_back(generate_command());
   commands.push_back(generate_command());
+  commands.push_back(merge_command());
   commands.push_back(eval_command());
   commands.push_back(bench_command());
   commands.push_back(batched_bench_command());
