@@ -127,7 +127,7 @@ int run_generate(const GenerateArgs& args) {
       }
       ++snapshot.num_done;
       num_prompt_tokens += output.num_prompt_tokens;
-      if (!output.finished()) {
+      if (output.finish_reason == FinishReason::kError) {
         ++num_failed;
         log->warn("request {}: {}", output.id, output.error);
       }

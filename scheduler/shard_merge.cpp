@@ -49,9 +49,12 @@ std::map<uint32_t, std::string> find_shard_files(const std::string& pattern) {
     std::smatch match;
     const std::string file = entry.path().filename().string();
     if (!entry.is_regular_file() || !std::regex_match(file, match, matcher)) continue;
-    // "out-01.jsonl" is not what shard 1 writes; only the canonical spelling counts.
-    if (match[1].str() != std::to_string(std::stoul(match[1].str()))) continue;
-    files[static_cast<uint32_t>(std::stoul(match[1].str()))] = shard_path(pattern, std::stoul(match[1].str()));
+    // "out-01.jsonl" is not what shard 1 writes; only the canonical spelling counts (and no
+    // index past uint32_t).
+    const std::string digits = match[1].str();
+    if (digits.size() > 9 || digits != std::to_string(std::stoul(digits))) continue;
+    const auto index = static_cast<uint32_t>(std::stoul(digits));
+    files[index] = shard_path(pattern, index);
   }
   if (ec) throw InputError(fmt::format("--shards \"{}\": cannot list {}: {}", pattern, folder.string(), ec.message()));
   if (files.empty()) throw InputError(fmt::format("--shards \"{}\": no file matches", pattern));
