@@ -42,12 +42,14 @@ class ShardedGenerate : public ::testing::Test {
 
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
-  // `prunekv generate` on the model, one thread, for the binary (with its name) or in-process.
+  // `prunekv generate` on the model, one thread, the full cache (the golden outputs' own), for the
+  // binary (with its name) or in-process.
   static std::vector<std::string> generate_args(const std::string& input, const std::string& output,
                                                 const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"--log-level", "info",     "generate", "--model", model_path("stories260K.bin"),
                                      "--tokenizer", model_path("tok512.bin"), "--input",  input,
-                                     "--output",    output,     "-q",       "--threads", "1"};
+                                     "--output",    output,     "-q",       "--threads", "1",
+                                     "--policy",    "full"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
