@@ -1,9 +1,5 @@
 #include "model/gguf_loader.h"
 
-#include <oneapi/tbb/blocked_range.h>
-#include <oneapi/tbb/parallel_for.h>
-
-#include <bit>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
@@ -11,64 +7,16 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "model/dequantize.h"
 #include "model/gguf_reader.h"
 #include "model/llama2c_loader.h"
 
 namespace prunekv::detail {
 namespace {
 
-// IEEE half -> float, exact for every input (subnormals, infinities, NaN).
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1Fu;
-  uint32_t mantissa = h & 0x3FFu;
-  uint32_t bits;
-  if (exponent == 0x1F) {
-    bits = sign | 0x7F800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {  // subnormal half: normalise into a float
-    uint32_t e = 113;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --e;
-    }
-    bits = sign | (e << 23) | ((mantissa & 0x3FFu) << 13);
-  }
-  return std::bit_cast<float>(bits);
-}
-
-template <class T>
-T load(const uint8_t* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(T));
-  return value;
-}
-
-// Dequantises one tensor into `out`; ranges of whole Q8_0 blocks run in parallel.
+// A small fp32 vector (a norm weight) of an F16/BF16 tensor: converted into an owned copy.
 void convert_to_f32(const GgufTensorInfo& t, float* out) {
-  const uint64_t n = t.num_elements();
-  constexpr uint64_t kQ8Block = 32, kQ8BlockBytes = 34;  // {fp16 scale, int8 q[32]}
-  const uint64_t units = t.type == GgmlType::kQ8_0 ? n / kQ8Block : n;
-  tbb::parallel_for(tbb::blocked_range<uint64_t>(0, units, 1u << 14), [&](const tbb::blocked_range<uint64_t>& r) noexcept {
-    for (uint64_t i = r.begin(); i != r.end(); ++i) {
-      switch (t.type) {
-        case GgmlType::kF16: out[i] = half_to_float(load<uint16_t>(t.data + 2 * i)); break;
-        case GgmlType::kBF16: out[i] = std::bit_cast<float>(static_cast<uint32_t>(load<uint16_t>(t.data + 2 * i)) << 16); break;
-        case GgmlType::kF32: out[i] = load<float>(t.data + 4 * i); break;
-        case GgmlType::kQ8_0: {
-          const uint8_t* block = t.data + i * kQ8BlockBytes;
-          const float scale = half_to_float(load<uint16_t>(block));
-          for (uint64_t j = 0; j < kQ8Block; ++j)
-            out[i * kQ8Block + j] = scale * static_cast<float>(static_cast<int8_t>(block[2 + j]));
-          break;
-        }
-        default: break;  // rejected before conversion
-      }
-    }
-  });
+  dequantize_row(t.type, t.data, out, t.num_elements());
 }
 
 std::string shape_string(const std::vector<uint64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
@@ -87,9 +35,8 @@ class GgufModelBuilder {
     return value ? checked_u32(key, *value) : fallback;
   }
 
-  // The tensor `name` as fp32 [shape reversed] row-major: a view into the map for F32, else an
-  // owned converted copy (the kernels want fp32; converting once at load keeps them simple).
-  const float* tensor(const std::string& name, std::vector<uint64_t> expected_shape) {
+  // The tensor `name`, checked against the expected shape and a supported type.
+  const GgufTensorInfo& find(const std::string& name, const std::vector<uint64_t>& expected_shape) const {
     const GgufTensorInfo* t = gguf_.find_tensor(name);
     if (t == nullptr)
       throw FormatError(fmt::format("{}: missing tensor {} (expected shape {})", gguf_.path(), name,
@@ -97,22 +44,39 @@ class GgufModelBuilder {
     if (t->shape != expected_shape)
       throw FormatError(fmt::format("{}: tensor {} has shape {}, expected {}", gguf_.path(), name,
                                     shape_string(t->shape), shape_string(expected_shape)));
-    switch (t->type) {
-      case GgmlType::kF32:
-        if (reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) return reinterpret_cast<const float*>(t->data);
-        break;  // misaligned (alignment < 4): copy instead
-      case GgmlType::kF16: case GgmlType::kBF16: case GgmlType::kQ8_0: break;
-      default:
-        throw FormatError(fmt::format("{}: tensor {} has type {}, expected one of F32, F16, BF16, Q8_0", gguf_.path(),
-                                      name, ggml_type_name(t->type)));
-    }
-    auto buffer = std::make_shared<std::vector<float>>(t->num_elements());
-    convert_to_f32(*t, buffer->data());
+    if (!is_supported_weight_type(t->type))
+      throw FormatError(fmt::format("{}: tensor {} has type {}, expected one of {}", gguf_.path(), name,
+                                    ggml_type_name(t->type), supported_weight_types()));
+    return *t;
+  }
+
+  // A weight matrix in the file's own type: a view into the memory map, nothing converted.
+  WeightView matrix(const std::string& name, std::vector<uint64_t> expected_shape) {
+    const GgufTensorInfo& t = find(name, expected_shape);
+    const bool aligned = reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0;
+    if (t.type == GgmlType::kF32 && !aligned) return WeightView(owned_f32(t));  // alignment < 4
+    return WeightView(t.type, t.data);
+  }
+
+  // A norm vector as fp32: a view for F32, else a small converted copy.
+  const float* vector(const std::string& name, uint64_t size) {
+    const GgufTensorInfo& t = find(name, {size});
+    if (t.type == GgmlType::kF32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+      return reinterpret_cast<const float*>(t.data);
+    if (t.type != GgmlType::kF32 && t.type != GgmlType::kF16 && t.type != GgmlType::kBF16)
+      throw FormatError(fmt::format("{}: tensor {} has type {}, expected F32, F16 or BF16 for a norm weight",
+                                    gguf_.path(), name, ggml_type_name(t.type)));
+    return owned_f32(t);
+  }
+
+ private:
+  const float* owned_f32(const GgufTensorInfo& t) {
+    auto buffer = std::make_shared<std::vector<float>>(t.num_elements());
+    convert_to_f32(t, buffer->data());
     model_.storage.push_back(buffer);
     return buffer->data();
   }
 
- private:
   uint32_t checked_u32(const std::string& key, uint64_t value) const {
     if (value > UINT32_MAX)
       throw FormatError(fmt::format("{}: metadata {} = {}, expected at most {}", gguf_.path(), key, value, UINT32_MAX));
@@ -202,24 +166,24 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
     log::get("model")->warn("{}: llama.rope.scaling.type = '{}' is ignored (plain RoPE is used)", path, *scaling);
 
   const uint64_t dim = c.dim, hidden = c.hidden_dim, kv_dim = c.kv_dim(), vocab = c.vocab_size;
-  model->token_embedding = builder.tensor("token_embd.weight", {dim, vocab});
+  model->token_embedding = builder.matrix("token_embd.weight", {dim, vocab});
   model->layers.resize(c.num_layers);
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     LayerWeights& w = model->layers[l];
     const std::string prefix = fmt::format("blk.{}.", l);
     // ggml shapes list the inner (input) dimension first: [in, out] is row-major [out][in].
-    w.attn_norm = builder.tensor(prefix + "attn_norm.weight", {dim});
-    w.wq = builder.tensor(prefix + "attn_q.weight", {dim, dim});
-    w.wk = builder.tensor(prefix + "attn_k.weight", {dim, kv_dim});
-    w.wv = builder.tensor(prefix + "attn_v.weight", {dim, kv_dim});
-    w.wo = builder.tensor(prefix + "attn_output.weight", {dim, dim});
-    w.ffn_norm = builder.tensor(prefix + "ffn_norm.weight", {dim});
-    w.w1 = builder.tensor(prefix + "ffn_gate.weight", {dim, hidden});
-    w.w2 = builder.tensor(prefix + "ffn_down.weight", {hidden, dim});
-    w.w3 = builder.tensor(prefix + "ffn_up.weight", {dim, hidden});
+    w.attn_norm = builder.vector(prefix + "attn_norm.weight", dim);
+    w.wq = builder.matrix(prefix + "attn_q.weight", {dim, dim});
+    w.wk = builder.matrix(prefix + "attn_k.weight", {dim, kv_dim});
+    w.wv = builder.matrix(prefix + "attn_v.weight", {dim, kv_dim});
+    w.wo = builder.matrix(prefix + "attn_output.weight", {dim, dim});
+    w.ffn_norm = builder.vector(prefix + "ffn_norm.weight", dim);
+    w.w1 = builder.matrix(prefix + "ffn_gate.weight", {dim, hidden});
+    w.w2 = builder.matrix(prefix + "ffn_down.weight", {hidden, dim});
+    w.w3 = builder.matrix(prefix + "ffn_up.weight", {dim, hidden});
   }
-  model->final_norm = builder.tensor("output_norm.weight", {dim});
-  model->classifier = c.tied_classifier ? model->token_embedding : builder.tensor("output.weight", {dim, vocab});
+  model->final_norm = builder.vector("output_norm.weight", dim);
+  model->classifier = c.tied_classifier ? model->token_embedding : builder.matrix("output.weight", {dim, vocab});
 
   const uint32_t bos = builder.optional_u32("tokenizer.ggml.bos_token_id", 1);
   const uint32_t eos = builder.optional_u32("tokenizer.ggml.eos_token_id", 2);

@@ -1,6 +1,7 @@
 #pragma once
 // GGUF models of architecture "llama" (llama.cpp's format): config and vocabulary from the
-// metadata, F32 tensors as views into the memory map, F16/BF16/Q8_0 converted to fp32 at load.
+// metadata, every weight matrix a view into the memory map in the file's own type (F32, F16,
+// BF16, Q8_0, Q4_0, Q4_K, Q6_K); only the small norm vectors are converted to fp32.
 #include <memory>
 #include <string>
 

@@ -1,7 +1,9 @@
 #include "model/gguf_reader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/error.h"
 
@@ -12,37 +14,6 @@ constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as a little-endian u
 constexpr uint32_t kDefaultAlignment = 32;   // GGUF spec, when general.alignment is absent
 constexpr uint32_t kMaxDims = 4;             // GGML_MAX_DIMS
 constexpr int kMaxArrayNesting = 4;
-
-struct TypeTraits {
-  uint64_t block_elements;  // elements per block (1 for plain types)
-  uint64_t block_bytes;
-  std::string_view name;
-};
-
-std::optional<TypeTraits> type_traits(uint32_t type) {
-  switch (static_cast<GgmlType>(type)) {
-    case GgmlType::kF32: return TypeTraits{1, 4, "F32"};
-    case GgmlType::kF16: return TypeTraits{1, 2, "F16"};
-    case GgmlType::kQ4_0: return TypeTraits{32, 18, "Q4_0"};
-    case GgmlType::kQ4_1: return TypeTraits{32, 20, "Q4_1"};
-    case GgmlType::kQ5_0: return TypeTraits{32, 22, "Q5_0"};
-    case GgmlType::kQ5_1: return TypeTraits{32, 24, "Q5_1"};
-    case GgmlType::kQ8_0: return TypeTraits{32, 34, "Q8_0"};
-    case GgmlType::kQ2_K: return TypeTraits{256, 84, "Q2_K"};
-    case GgmlType::kQ3_K: return TypeTraits{256, 110, "Q3_K"};
-    case GgmlType::kQ4_K: return TypeTraits{256, 144, "Q4_K"};
-    case GgmlType::kQ5_K: return TypeTraits{256, 176, "Q5_K"};
-    case GgmlType::kQ6_K: return TypeTraits{256, 210, "Q6_K"};
-    case GgmlType::kQ8_K: return TypeTraits{256, 292, "Q8_K"};
-    case GgmlType::kI8: return TypeTraits{1, 1, "I8"};
-    case GgmlType::kI16: return TypeTraits{1, 2, "I16"};
-    case GgmlType::kI32: return TypeTraits{1, 4, "I32"};
-    case GgmlType::kI64: return TypeTraits{1, 8, "I64"};
-    case GgmlType::kF64: return TypeTraits{1, 8, "F64"};
-    case GgmlType::kBF16: return TypeTraits{1, 2, "BF16"};
-  }
-  return std::nullopt;
-}
 
 // Size of a fixed-size metadata value; 0 for strings and arrays.
 uint64_t fixed_value_bytes(GgufValueType type) {
@@ -153,11 +124,6 @@ T load(const MappedFile& file, size_t offset) {
 
 }  // namespace
 
-std::string_view ggml_type_name(GgmlType type) {
-  const auto traits = type_traits(static_cast<uint32_t>(type));
-  return traits ? traits->name : "unknown";
-}
-
 uint64_t GgufTensorInfo::num_elements() const {
   uint64_t n = 1;
   for (const uint64_t d : shape) n *= d;  // bounded at parse time
@@ -221,7 +187,7 @@ GgufReader::GgufReader(std::shared_ptr<const MappedFile> file) : file_(std::move
       t.shape.push_back(ne);
     }
     const auto raw_type = in.read<uint32_t>(t.name);
-    const auto traits = type_traits(raw_type);
+    const auto traits = ggml_type_traits(raw_type);
     if (!traits)
       throw FormatError(fmt::format("{}: tensor {} has unknown ggml type {}", path, t.name, raw_type));
     t.type = static_cast<GgmlType>(raw_type);
@@ -247,6 +213,20 @@ GgufReader::GgufReader(std::shared_ptr<const MappedFile> file) : file_(std::move
       throw FormatError(fmt::format("{}: tensor {} data [{}, {}) extends past the end of the file ({} bytes; truncated?)",
                                     path, t.name, begin, begin + t.num_bytes, file_->size()));
     t.data = file_->data() + begin;
+  }
+  // A tensor whose type or shape claims more bytes than were written for it runs into the next
+  // tensor's data: the sizes implied by the table must tile the data section without overlap.
+  std::vector<size_t> by_offset(tensors_.size());
+  for (size_t i = 0; i < by_offset.size(); ++i) by_offset[i] = i;
+  std::sort(by_offset.begin(), by_offset.end(), [&](size_t a, size_t b) { return offsets[a] < offsets[b]; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo& prev = tensors_[by_offset[i - 1]];
+    const GgufTensorInfo& next = tensors_[by_offset[i]];
+    if (offsets[by_offset[i - 1]] + prev.num_bytes > offsets[by_offset[i]])
+      throw FormatError(fmt::format("{}: tensor {} ({} {}, {} bytes) overlaps tensor {} that starts {} bytes after it "
+                                    "(wrong type or shape for its data?)",
+                                    path, prev.name, ggml_type_name(prev.type), fmt::join(prev.shape, "x"),
+                                    prev.num_bytes, next.name, offsets[by_offset[i]] - offsets[by_offset[i - 1]]));
   }
 }
 

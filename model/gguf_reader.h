@@ -10,17 +10,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/ggml_type.h"
 #include "model/mapped_file.h"
 
 namespace prunekv {
-
-// The ggml tensor types this reader knows the storage size of (ids from ggml's enum ggml_type).
-enum class GgmlType : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8,
-  kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kQ8_K = 15,
-  kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27, kF64 = 28, kBF16 = 30,
-};
-std::string_view ggml_type_name(GgmlType type);
 
 enum class GgufValueType : uint32_t {
   kUint8 = 0, kInt8 = 1, kUint16 = 2, kInt16 = 3, kUint32 = 4, kInt32 = 5, kFloat32 = 6, kBool = 7,

@@ -103,9 +103,9 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const LoadOpt
   model->token_embedding = take(vocab * dim);
   model->layers.resize(c.num_layers);
   // Tensors are stored layer-major per kind ([L][rows][cols]): take each kind for all layers.
-  auto per_layer = [&](const float* LayerWeights::*member, uint64_t count) {
+  auto per_layer = [&]<class View>(View LayerWeights::*member, uint64_t count) {
     const float* base = take(layers * count);
-    for (uint64_t l = 0; l < layers; ++l) model->layers[l].*member = base + l * count;
+    for (uint64_t l = 0; l < layers; ++l) model->layers[l].*member = View(base + l * count);
   };
   per_layer(&LayerWeights::attn_norm, dim);
   per_layer(&LayerWeights::wq, dim * dim);

@@ -2,10 +2,11 @@
 // model/: the LLaMA-architecture decoder: loaders (GGUF, llama2.c, synthetic), tokenizer, the
 // batched forward step over paged KV, sampler. Uses common and memory; never policies.
 //
-// A loaded model: config, fp32 weight views in the file's [out][in] layout (the Transformer
-// repacks the matrices once for its GEMM kernel, model/packed_model.h), the tokenizer, and
-// the storage keeping the views alive (a memory map for F32 files, owned buffers for converted
-// F16/Q8_0 tensors and synthetic weights).
+// A loaded model: config, weight views in the file's [out][in] layout and the file's own type
+// (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K: nothing is widened at load; the Transformer repacks
+// all-F32 products once for its GEMM kernel, model/packed_model.h, and computes on the others
+// in place, model/quant_matmul.h), the tokenizer, and the storage keeping the views alive (a
+// memory map, owned buffers for synthetic weights and converted norm vectors).
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,37 +16,40 @@
 #include "common/ids.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
+#include "model/weight_view.h"
 
 namespace prunekv {
 
 struct PackedModel;  // model/packed_model.h
 
-// Row-major [out][in] matrices (y = W x), fp32.
+// Row-major [out][in] matrices (y = W x) in their file's type; norm vectors fp32.
 struct LayerWeights {
   const float* attn_norm = nullptr;  // [dim]
-  const float* wq = nullptr;         // [dim][dim]
-  const float* wk = nullptr;         // [kv_dim][dim]
-  const float* wv = nullptr;         // [kv_dim][dim]
-  const float* wo = nullptr;         // [dim][dim]
+  WeightView wq;                     // [dim][dim]
+  WeightView wk;                     // [kv_dim][dim]
+  WeightView wv;                     // [kv_dim][dim]
+  WeightView wo;                     // [dim][dim]
   const float* ffn_norm = nullptr;   // [dim]
-  const float* w1 = nullptr;         // gate [hidden][dim]
-  const float* w2 = nullptr;         // down [dim][hidden]
-  const float* w3 = nullptr;         // up   [hidden][dim]
+  WeightView w1;                     // gate [hidden][dim]
+  WeightView w2;                     // down [dim][hidden]
+  WeightView w3;                     // up   [hidden][dim]
 };
 
 struct Model {
   ModelConfig config;
-  const float* token_embedding = nullptr;  // [vocab][dim]
+  WeightView token_embedding;              // [vocab][dim]
   std::vector<LayerWeights> layers;
   const float* final_norm = nullptr;       // [dim]
-  const float* classifier = nullptr;       // [vocab][dim]; == token_embedding when tied
+  WeightView classifier;                   // [vocab][dim]; == token_embedding when tied
   std::optional<Tokenizer> tokenizer;      // absent for synthetic models without --tokenizer
   TokenId bos_id = 1;
   TokenId eos_id = 2;
   // Tokens that end a generation: EOS, and BOS (llama2.c models emit BOS between stories).
   std::vector<TokenId> stop_tokens;
-  // Where the weights came from, for logs and reports: "llama2.c fp32", "GGUF F16", "synthetic".
+  // Where the weights came from, for logs and reports: "llama2.c fp32", "GGUF v3 F16", "synthetic".
   std::string file_type;
+  // The matrices' types and bytes, for logs and reports: "Q4_K 61.2 MiB, Q6_K 12.0 MiB, F32 0.1 MiB".
+  std::string weight_summary() const;
 
   // Keeps the weight views valid: a memory map and/or owned buffers.
   std::vector<std::shared_ptr<const void>> storage;

@@ -26,6 +26,39 @@ bool has_gguf_magic(const std::string& path) {
 
 }  // namespace
 
+std::string Model::weight_summary() const {
+  const ModelConfig& c = config;
+  const size_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, vocab = c.vocab_size;
+  // Bytes per type, in the order types first appear; the norm vectors count as F32.
+  std::vector<std::pair<GgmlType, size_t>> bytes;
+  auto add = [&](GgmlType type, size_t n) {
+    for (auto& [t, b] : bytes)
+      if (t == type) return void(b += n);
+    bytes.emplace_back(type, n);
+  };
+  auto add_matrix = [&](const WeightView& w, size_t rows, size_t cols) { add(w.type, rows * ggml_row_bytes(w.type, cols)); };
+  add_matrix(token_embedding, vocab, dim);
+  for (const LayerWeights& w : layers) {
+    add_matrix(w.wq, dim, dim);
+    add_matrix(w.wk, kv_dim, dim);
+    add_matrix(w.wv, kv_dim, dim);
+    add_matrix(w.wo, dim, dim);
+    add_matrix(w.w1, hidden, dim);
+    add_matrix(w.w2, dim, hidden);
+    add_matrix(w.w3, hidden, dim);
+    add(GgmlType::kF32, 2 * dim * sizeof(float));
+  }
+  add(GgmlType::kF32, dim * sizeof(float));
+  if (!(classifier == token_embedding)) add_matrix(classifier, vocab, dim);
+  std::string out;
+  size_t total = 0;
+  for (const auto& [type, n] : bytes) {
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", ggml_type_name(type), format_bytes(n));
+    total += n;
+  }
+  return fmt::format("{} ({} in all)", out, format_bytes(total));
+}
+
 std::unique_ptr<Model> load_model(std::string_view spec, const LoadOptions& options) {
   std::unique_ptr<Model> model;
   if (spec.starts_with(kSyntheticPrefix)) {
@@ -44,10 +77,10 @@ std::unique_ptr<Model> load_model(std::string_view spec, const LoadOptions& opti
   }
   log::get("model")->info(
       "loaded {} ({}): dim {}, hidden {}, {} layers, {} heads / {} kv heads, vocab {}, ctx {}, {:.2f} M params "
-      "({}), {}",
+      "weights {}, {}",
       c.name, model->file_type, c.dim, c.hidden_dim, c.num_layers, c.num_heads, c.num_kv_heads, c.vocab_size,
       c.context_length, static_cast<double>(c.num_weight_params()) / 1e6,
-      format_bytes(c.num_weight_params() * sizeof(float)),
+      model->weight_summary(),
       model->tokenizer ? fmt::format("tokenizer {} pieces", model->tokenizer->vocab_size()) : "no tokenizer");
   return model;
 }

@@ -1,6 +1,8 @@
 #include "model/packed_model.h"
 
+#include <algorithm>
 #include <mutex>
+#include <span>
 
 #include "common/log.h"
 
@@ -8,20 +10,32 @@ namespace prunekv {
 
 namespace {
 
+ProductWeights product(std::span<const QuantPart> parts, size_t in) {
+  ProductWeights weights;
+  const bool all_f32 = std::all_of(parts.begin(), parts.end(), [](const QuantPart& p) { return p.w.is_f32(); });
+  if (all_f32) {
+    std::vector<GemmPart> gemm_parts;
+    for (const QuantPart& p : parts) gemm_parts.push_back({p.w.f32(), p.out});
+    weights.packed = PackedWeights(gemm_parts, in);
+  } else {
+    weights.quant = QuantWeights(parts, in);
+  }
+  return weights;
+}
+
 std::shared_ptr<const PackedModel> pack(const Model& model) {
   const ModelConfig& c = model.config;
   auto packed = std::make_shared<PackedModel>();
   packed->layers.reserve(model.layers.size());
   for (const LayerWeights& w : model.layers) {
-    const GemmPart qkv[] = {{w.wq, c.dim}, {w.wk, c.kv_dim()}, {w.wv, c.kv_dim()}};
-    const GemmPart wo[] = {{w.wo, c.dim}};
-    const GemmPart w13[] = {{w.w1, c.hidden_dim}, {w.w3, c.hidden_dim}};
-    const GemmPart w2[] = {{w.w2, c.dim}};
-    packed->layers.push_back({PackedWeights(qkv, c.dim), PackedWeights(wo, c.dim), PackedWeights(w13, c.dim),
-                              PackedWeights(w2, c.hidden_dim)});
+    const QuantPart qkv[] = {{w.wq, c.dim}, {w.wk, c.kv_dim()}, {w.wv, c.kv_dim()}};
+    const QuantPart wo[] = {{w.wo, c.dim}};
+    const QuantPart w13[] = {{w.w1, c.hidden_dim}, {w.w3, c.hidden_dim}};
+    const QuantPart w2[] = {{w.w2, c.dim}};
+    packed->layers.push_back({product(qkv, c.dim), product(wo, c.dim), product(w13, c.dim), product(w2, c.hidden_dim)});
   }
-  const GemmPart classifier[] = {{model.classifier, c.vocab_size}};
-  packed->classifier = PackedWeights(classifier, c.dim);
+  const QuantPart classifier[] = {{model.classifier, c.vocab_size}};
+  packed->classifier = product(classifier, c.dim);
   return packed;
 }
 

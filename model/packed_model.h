@@ -1,26 +1,37 @@
 #pragma once
-// The model's weight matrices repacked for the GEMM micro-kernel (model/gemm.h), with the
-// products that share an input fused: wq|wk|wv and w1|w3 are one PackedWeights each, so a layer
-// runs four weight GEMMs instead of seven. Built once per Model (by the first Transformer over
-// it) and shared by every later one; the Model's own [out][in] views stay as loaded.
+// The model's weight matrices arranged for the forward step's products, with the products that
+// share an input fused: wq|wk|wv and w1|w3 are one product each, so a layer runs four weight
+// GEMMs instead of seven. A product whose parts are all F32 is repacked into the GEMM
+// micro-kernel's panels (model/gemm.h: the exact path of llama2.c and F32 GGUF files); any
+// other stays in the file's types, read in place (model/quant_matmul.h). Built once per Model
+// (by the first Transformer over it) and shared by every later one; the Model's own [out][in]
+// views stay as loaded.
 #include <memory>
 #include <vector>
 
 #include "model/gemm.h"
 #include "model/model.h"
+#include "model/quant_matmul.h"
 
 namespace prunekv {
 
+// One product's weights: exactly one of the two is set.
+struct ProductWeights {
+  PackedWeights packed;  // every part F32
+  QuantWeights quant;    // otherwise: views in the file's types
+  bool is_packed() const { return packed.num_panels() > 0; }
+};
+
 struct PackedLayer {
-  PackedWeights qkv;  // parts wq [dim], wk [kv_dim], wv [kv_dim]; in = dim
-  PackedWeights wo;   // [dim]; in = dim
-  PackedWeights w13;  // parts w1 (gate) [hidden], w3 (up) [hidden]; in = dim
-  PackedWeights w2;   // [dim]; in = hidden
+  ProductWeights qkv;  // parts wq [dim], wk [kv_dim], wv [kv_dim]; in = dim
+  ProductWeights wo;   // [dim]; in = dim
+  ProductWeights w13;  // parts w1 (gate) [hidden], w3 (up) [hidden]; in = dim
+  ProductWeights w2;   // [dim]; in = hidden
 };
 
 struct PackedModel {
   std::vector<PackedLayer> layers;
-  PackedWeights classifier;  // [vocab]; in = dim
+  ProductWeights classifier;  // [vocab]; in = dim
 };
 
 // The packed weights of `model`, packing them on the first call (thread-safe) and caching them

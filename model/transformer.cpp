@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "model/attention.h"
 #include "model/blas_info.h"
+#include "model/dequantize.h"
 #include "model/ops.h"
 #include "model/packed_model.h"
 
@@ -81,8 +82,40 @@ struct Transformer::Impl {
         arena(threads),
         attention(c.num_heads, c.num_kv_heads, c.head_dim(), static_cast<size_t>(threads)) {}
 
-  // outs[part][t][o] = x[t] . W_part[o] for t < n (x rows of w.in() floats), split into
-  // (token block, panel chunk) tasks over the arena.
+  // outs[part][t][o] = x[t] . W_part[o] for t < n (x rows of w.in() floats).
+  void gemm(const ProductWeights& w, const float* x, size_t n, std::initializer_list<GemmOut> outs) {
+    if (w.is_packed()) {
+      gemm(w.packed, x, n, outs);
+    } else {
+      gemm(w.quant, x, n, outs);
+    }
+  }
+
+  // Weights in the file's types: tasks over row chunks, every token in each. Decode (fused
+  // kernels) wants about kGemmWeightsPerTask bytes per task and a multiple of the thread count;
+  // larger batches take whole dequantized tiles (kQuantTileRows rows) per task.
+  void gemm(const QuantWeights& w, const float* x, size_t n, std::initializer_list<GemmOut> outs) {
+    PKV_CHECK(outs.size() == w.num_parts(), "{} outputs for {} parts", outs.size(), w.num_parts());
+    const size_t in = w.in(), rows = w.total_out();
+    if (num_threads == 1 || n * rows * in < kInlineMacs) {
+      quant_matmul(w, x, in, n, outs.begin(), 0, rows);
+      return;
+    }
+    const size_t threads = static_cast<size_t>(num_threads);
+    size_t chunks = std::max<size_t>(2 * threads, (w.num_bytes() + kGemmWeightsPerTask - 1) / kGemmWeightsPerTask);
+    chunks = (chunks + threads - 1) / threads * threads;
+    size_t chunk_rows = (rows + chunks - 1) / chunks;
+    if (n > kFusedMaxTokens) chunk_rows = (chunk_rows + kQuantTileRows - 1) / kQuantTileRows * kQuantTileRows;
+    const size_t num_tasks = (rows + chunk_rows - 1) / chunk_rows;
+    arena.execute([&] {
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, num_tasks, 1), [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t task = r.begin(); task < r.end(); ++task)
+          quant_matmul(w, x, in, n, outs.begin(), task * chunk_rows, std::min(rows, (task + 1) * chunk_rows));
+      });
+    });
+  }
+
+  // Packed F32 weights: split into (token block, panel chunk) tasks over the arena.
   void gemm(const PackedWeights& w, const float* x, size_t n, std::initializer_list<GemmOut> outs) {
     constexpr size_t kMaxParts = 3;  // wq|wk|wv
     PKV_CHECK(outs.size() == w.num_parts() && outs.size() <= kMaxParts, "{} outputs for {} parts", outs.size(),
@@ -209,8 +242,14 @@ void Transformer::forward(const StepBatch& batch, std::vector<float>& logits) {
 
   // Token embeddings, and each token's RoPE angles (shared by every layer and head).
   s.for_each_token(T, [&](size_t t) {
-    const float* row = model_.token_embedding + static_cast<size_t>(batch.tokens[t]) * dim;
-    std::copy(row, row + dim, s.x.data() + t * dim);
+    const WeightView& embedding = model_.token_embedding;
+    const size_t token = static_cast<size_t>(batch.tokens[t]);
+    if (embedding.is_f32()) {
+      const float* row = embedding.f32() + token * dim;
+      std::copy(row, row + dim, s.x.data() + t * dim);
+    } else {
+      dequantize_row(embedding.type, embedding.row(token, dim), s.x.data() + t * dim, dim);
+    }
     rope_angles(s.rope_cos.data() + t * half, s.rope_sin.data() + t * half, batch.positions[t], hd,
                 c.rope_theta);
   });

@@ -6,10 +6,12 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "model/dequantize.h"
 #include "model/gguf_reader.h"
 #include "model/mapped_file.h"
 #include "model/model.h"
 #include "tests/testing/gguf_writer.h"
+#include "tests/testing/quantize.h"
 
 namespace prunekv {
 namespace {
@@ -64,9 +66,9 @@ TEST(GgufLoader, LoadsConfigWeightsAndVocabulary) {
   EXPECT_EQ(model->classifier, model->token_embedding);
   // ggml [in, out] is row-major [out][in]: the file's values in file order.
   const auto wk = testing::seeded_values("blk.1.attn_k.weight", 32 * 16, 7);
-  EXPECT_EQ(std::memcmp(model->layers[1].wk, wk.data(), wk.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(model->layers[1].wk.f32(), wk.data(), wk.size() * 4), 0);
   const auto down = testing::seeded_values("blk.0.ffn_down.weight", 48 * 32, 7);
-  EXPECT_EQ(std::memcmp(model->layers[0].w2, down.data(), down.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(model->layers[0].w2.f32(), down.data(), down.size() * 4), 0);
   // The SentencePiece "▁" becomes a plain space; byte tokens start at id 3.
   ASSERT_TRUE(model->tokenizer.has_value());
   EXPECT_EQ(model->tokenizer->piece(259), " ");
@@ -84,10 +86,10 @@ TEST(GgufLoader, SeparateOutputTensorBecomesTheClassifier) {
   const auto model = load_model(path.string());
   EXPECT_FALSE(model->config.tied_classifier);
   const auto output = testing::seeded_values("output.weight", 32 * 300, 3);
-  EXPECT_EQ(std::memcmp(model->classifier, output.data(), output.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(model->classifier.f32(), output.data(), output.size() * 4), 0);
 }
 
-TEST(GgufLoader, ConvertsF16Bf16AndQ8_0ToFp32) {
+TEST(GgufLoader, KeepsF16Bf16AndQ8_0InTheFileWithoutWidening) {
   const ModelConfig c = tiny_config();
   testing::GgufWriter w = testing::make_llama_gguf(c, 5);
   const auto q = testing::seeded_values("blk.0.attn_q.weight", 32 * 32, 5);
@@ -100,22 +102,39 @@ TEST(GgufLoader, ConvertsF16Bf16AndQ8_0ToFp32) {
   const auto path = dir.file("mixed.gguf");
   w.write(path);
   const auto model = load_model(path.string());
-  for (size_t i = 0; i < q.size(); ++i)
-    ASSERT_EQ(model->layers[0].wq[i], static_cast<float>(static_cast<_Float16>(q[i]))) << i;
-  for (size_t i = 0; i < k.size(); ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, &k[i], 4);
-    bits &= 0xFFFF0000u;
-    float truncated;
-    std::memcpy(&truncated, &bits, 4);
-    ASSERT_EQ(model->layers[0].wk[i], truncated) << i;
+  const LayerWeights& l0 = model->layers[0];
+  EXPECT_EQ(l0.wq.type, GgmlType::kF16);
+  EXPECT_EQ(l0.wk.type, GgmlType::kBF16);
+  EXPECT_EQ(l0.wv.type, GgmlType::kQ8_0);
+  EXPECT_EQ(l0.wo.type, GgmlType::kF32);
+  // Views into the memory map: the tensor's bytes are the file's, at its data offset.
+  const GgufReader reader(MappedFile::open(path.string()));
+  const GgufTensorInfo* q_info = reader.find_tensor("blk.0.attn_q.weight");
+  const auto file = testing::read_bytes(path);
+  ASSERT_EQ(std::memcmp(l0.wq.data, file.data() + (q_info->data - reader.file()->data()), q_info->num_bytes), 0);
+  std::vector<float> row(32);
+  for (size_t r = 0; r < 32; ++r) {
+    dequantize_row(l0.wq.type, l0.wq.row(r, 32), row.data(), 32);
+    for (size_t i = 0; i < 32; ++i) ASSERT_EQ(row[i], static_cast<float>(static_cast<_Float16>(q[r * 32 + i]))) << i;
+  }
+  for (size_t r = 0; r < 16; ++r) {
+    dequantize_row(l0.wk.type, l0.wk.row(r, 32), row.data(), 32);
+    for (size_t i = 0; i < 32; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &k[r * 32 + i], 4);
+      bits &= 0xFFFF0000u;
+      float truncated;
+      std::memcpy(&truncated, &bits, 4);
+      ASSERT_EQ(row[i], truncated) << i;
+    }
   }
   // Q8_0 keeps 8 bits per block of 32 (scale max|x|/127): error <= half a step, plus the
   // scale's own half rounding.
-  for (size_t b = 0; b < v.size(); b += 32) {
+  for (size_t r = 0; r < 16; ++r) {
+    dequantize_row(l0.wv.type, l0.wv.row(r, 32), row.data(), 32);
     float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[b + j]));
-    for (size_t j = 0; j < 32; ++j) ASSERT_NEAR(model->layers[0].wv[b + j], v[b + j], amax / 127 * 0.51f + 1e-3f);
+    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[r * 32 + j]));
+    for (size_t j = 0; j < 32; ++j) ASSERT_NEAR(row[j], v[r * 32 + j], amax / 127 * 0.51f + 1e-3f);
   }
 }
 
@@ -148,7 +167,7 @@ TEST(GgufLoader, ReadsVersion2AndCustomAlignment) {
   w.write(path);
   const auto model = load_model(path.string());
   const auto up = testing::seeded_values("blk.1.ffn_up.weight", 32 * 48, 9);
-  EXPECT_EQ(std::memcmp(model->layers[1].w3, up.data(), up.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(model->layers[1].w3.f32(), up.data(), up.size() * 4), 0);
 }
 
 TEST(GgufLoader, RejectsWrongMagicAndVersion) {
@@ -169,8 +188,10 @@ TEST(GgufLoader, RejectsWrongMagicAndVersion) {
 
 TEST(GgufLoader, RejectsUnsupportedAndUnknownTensorTypes) {
   testing::GgufWriter w = testing::make_llama_gguf(tiny_config());
-  w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 2, std::vector<uint8_t>(32 * 32 / 32 * 18));  // Q4_0
-  expect_format_error(w, {"blk.0.attn_q.weight", "type Q4_0", "F32, F16"});
+  w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 3, std::vector<uint8_t>(32 * 32 / 32 * 20));  // Q4_1
+  expect_format_error(w, {"blk.0.attn_q.weight", "type Q4_1", "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"});
+  w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 28, std::vector<uint8_t>(32 * 32 * 8));  // F64
+  expect_format_error(w, {"blk.0.attn_q.weight", "type F64"});
   w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 99, std::vector<uint8_t>(32 * 32 * 4));
   expect_format_error(w, {"blk.0.attn_q.weight", "unknown ggml type 99"});
 }
@@ -261,6 +282,25 @@ TEST(GgufLoader, RejectsTensorPastEndOfFile) {
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("extends past the end of the file"), std::string::npos) << e.what();
   }
+}
+
+TEST(GgufLoader, RejectsQuantizedTensorsOfTheWrongSizeForTheirType) {
+  testing::GgufWriter w = testing::make_llama_gguf(tiny_config());
+  // Declared Q8_0 (34 bytes a block) but written as Q4_0 (18): it runs into the next tensor.
+  const auto q = testing::seeded_values("blk.0.attn_q.weight", 32 * 32, 7);
+  w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 8, testing::quantize(GgmlType::kQ4_0, q));
+  w.add_tensor("blk.0.attn_k.weight", {32, 16}, GgmlType::kF32, testing::seeded_values("k", 32 * 16, 7));
+  expect_format_error(w, {"blk.0.attn_q.weight", "Q8_0", "overlaps tensor blk.0.attn_k.weight"});
+  // The last tensor of the file, short by one block: past the end of the file.
+  testing::GgufWriter last = testing::make_llama_gguf(tiny_config());
+  auto bytes = testing::quantize(GgmlType::kQ8_0, q);
+  bytes.resize(bytes.size() - kQ8_0BlockBytes);
+  last.remove_tensor("blk.0.attn_q.weight");
+  last.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 8, bytes);
+  expect_format_error(last, {"blk.0.attn_q.weight", "extends past the end of the file"});
+  // A K-quant row must be whole 256-value super-blocks.
+  last.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 12, std::vector<uint8_t>(4 * kQ4_KBlockBytes));
+  expect_format_error(last, {"blk.0.attn_q.weight", "Q4_K", "row of 32 elements, expected a multiple of 256"});
 }
 
 TEST(GgufLoader, EveryTruncationThrowsFormatError) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "model/dequantize.h"
 #include "model/model.h"
 #include "tests/testing/golden.h"
 #include "tests/testing/gguf_writer.h"
@@ -15,30 +16,38 @@ namespace {
 
 struct NamedTensor {
   std::string name;
-  const float* a;
-  const float* b;
-  size_t count;
+  std::vector<float> a;
+  std::vector<float> b;
 };
+
+// A tensor's values as fp32, whatever its type (the scalar reference dequantizer).
+std::vector<float> values(const WeightView& w, size_t rows, size_t cols) {
+  std::vector<float> out(rows * cols);
+  for (size_t r = 0; r < rows; ++r) dequantize_row(w.type, w.row(r, cols), out.data() + r * cols, cols);
+  return out;
+}
+std::vector<float> values(const float* v, size_t n) { return {v, v + n}; }
 
 // Every weight tensor of two models with the same config, side by side.
 std::vector<NamedTensor> paired_tensors(const Model& a, const Model& b) {
   const ModelConfig& c = a.config;
   const size_t dim = c.dim, hidden = c.hidden_dim, kv = c.kv_dim(), vocab = c.vocab_size;
-  std::vector<NamedTensor> out = {{"token_embedding", a.token_embedding, b.token_embedding, vocab * dim},
-                                  {"final_norm", a.final_norm, b.final_norm, dim},
-                                  {"classifier", a.classifier, b.classifier, vocab * dim}};
+  std::vector<NamedTensor> out = {
+      {"token_embedding", values(a.token_embedding, vocab, dim), values(b.token_embedding, vocab, dim)},
+      {"final_norm", values(a.final_norm, dim), values(b.final_norm, dim)},
+      {"classifier", values(a.classifier, vocab, dim), values(b.classifier, vocab, dim)}};
   for (size_t l = 0; l < a.layers.size(); ++l) {
     const LayerWeights &x = a.layers[l], &y = b.layers[l];
     const std::string p = "layer " + std::to_string(l) + " ";
-    out.push_back({p + "attn_norm", x.attn_norm, y.attn_norm, dim});
-    out.push_back({p + "wq", x.wq, y.wq, dim * dim});
-    out.push_back({p + "wk", x.wk, y.wk, kv * dim});
-    out.push_back({p + "wv", x.wv, y.wv, kv * dim});
-    out.push_back({p + "wo", x.wo, y.wo, dim * dim});
-    out.push_back({p + "ffn_norm", x.ffn_norm, y.ffn_norm, dim});
-    out.push_back({p + "w1", x.w1, y.w1, hidden * dim});
-    out.push_back({p + "w2", x.w2, y.w2, dim * hidden});
-    out.push_back({p + "w3", x.w3, y.w3, hidden * dim});
+    out.push_back({p + "attn_norm", values(x.attn_norm, dim), values(y.attn_norm, dim)});
+    out.push_back({p + "wq", values(x.wq, dim, dim), values(y.wq, dim, dim)});
+    out.push_back({p + "wk", values(x.wk, kv, dim), values(y.wk, kv, dim)});
+    out.push_back({p + "wv", values(x.wv, kv, dim), values(y.wv, kv, dim)});
+    out.push_back({p + "wo", values(x.wo, dim, dim), values(y.wo, dim, dim)});
+    out.push_back({p + "ffn_norm", values(x.ffn_norm, dim), values(y.ffn_norm, dim)});
+    out.push_back({p + "w1", values(x.w1, hidden, dim), values(y.w1, hidden, dim)});
+    out.push_back({p + "w2", values(x.w2, dim, hidden), values(y.w2, dim, hidden)});
+    out.push_back({p + "w3", values(x.w3, hidden, dim), values(y.w3, hidden, dim)});
   }
   return out;
 }
@@ -83,7 +92,7 @@ TEST(LoadModel, ReadsStories260KCheckpointHeaderAndWeights) {
   std::memcpy(&first, bytes.data() + 28, 4);
   const size_t final_norm_offset = 28 + 4 * (260032 - 64);
   std::memcpy(&final_norm_first, bytes.data() + final_norm_offset, 4);
-  EXPECT_EQ(model->token_embedding[0], first);
+  EXPECT_EQ(model->token_embedding.f32()[0], first);
   EXPECT_EQ(model->final_norm[0], final_norm_first);
   // tok512.bin beside the model is found because its 512 entries match.
   ASSERT_TRUE(model->tokenizer.has_value());
@@ -103,7 +112,7 @@ TEST(LoadModel, Stories260KGgufF32MatchesCheckpointExactly) {
   EXPECT_EQ(b->stop_tokens, (std::vector<TokenId>{2, 1}));
   for (const auto& t : paired_tensors(*a, *b)) {
     size_t mismatches = 0;
-    for (size_t i = 0; i < t.count; ++i) mismatches += t.a[i] != t.b[i];
+    for (size_t i = 0; i < t.a.size(); ++i) mismatches += t.a[i] != t.b[i];
     EXPECT_EQ(mismatches, 0u) << t.name;
   }
 }
@@ -118,7 +127,7 @@ TEST(LoadModel, Stories260KGgufF16MatchesCheckpointWithinHalfRounding) {
   expect_same_config(a->config, b->config);
   for (const auto& t : paired_tensors(*a, *b)) {
     float worst = 0;
-    for (size_t i = 0; i < t.count; ++i) {
+    for (size_t i = 0; i < t.a.size(); ++i) {
       // Half keeps 11 significant bits: relative error <= 2^-11, plus subnormal spacing.
       const float allowed = std::ldexp(std::fabs(t.a[i]), -11) + 6e-8f;
       worst = std::max(worst, std::fabs(t.a[i] - t.b[i]) / allowed);

@@ -55,24 +55,24 @@ TEST(Llama2cLoader, ViewsFollowRunCOrder) {
   EXPECT_EQ(model->config.name, "tiny");
   EXPECT_EQ(model->config.kv_dim(), kv);
   EXPECT_TRUE(model->config.tied_classifier);
-  EXPECT_EQ(model->token_embedding[0], at(0));
+  EXPECT_EQ(model->token_embedding.f32()[0], at(0));
   size_t offset = vocab * dim;
   EXPECT_EQ(model->layers[0].attn_norm[0], at(offset));
   EXPECT_EQ(model->layers[1].attn_norm[0], at(offset + dim));
   offset += 2 * dim;
-  EXPECT_EQ(model->layers[1].wq[0], at(offset + dim * dim));
+  EXPECT_EQ(model->layers[1].wq.f32()[0], at(offset + dim * dim));
   offset += 2 * dim * dim;
-  EXPECT_EQ(model->layers[0].wk[0], at(offset));
+  EXPECT_EQ(model->layers[0].wk.f32()[0], at(offset));
   offset += 2 * kv * dim;
-  EXPECT_EQ(model->layers[1].wv[0], at(offset + kv * dim));
+  EXPECT_EQ(model->layers[1].wv.f32()[0], at(offset + kv * dim));
   offset += 2 * kv * dim + 2 * dim * dim;  // wv, wo
   EXPECT_EQ(model->layers[0].ffn_norm[0], at(offset));
   offset += 2 * dim;
-  EXPECT_EQ(model->layers[0].w1[0], at(offset));
+  EXPECT_EQ(model->layers[0].w1.f32()[0], at(offset));
   offset += 2 * hidden * dim;
-  EXPECT_EQ(model->layers[1].w2[0], at(offset + dim * hidden));
+  EXPECT_EQ(model->layers[1].w2.f32()[0], at(offset + dim * hidden));
   offset += 2 * dim * hidden;
-  EXPECT_EQ(model->layers[0].w3[0], at(offset));
+  EXPECT_EQ(model->layers[0].w3.f32()[0], at(offset));
   offset += 2 * hidden * dim;
   EXPECT_EQ(model->final_norm[0], at(offset));
   EXPECT_EQ(model->classifier, model->token_embedding);
@@ -87,7 +87,7 @@ TEST(Llama2cLoader, NegativeVocabMeansSeparateClassifierAfterRopeTables) {
   EXPECT_FALSE(model->config.tied_classifier);
   EXPECT_EQ(model->config.vocab_size, 260u);
   const size_t before_classifier = model->config.num_weight_params() - 260 * 16 + 8 * 4;  // + freq_cis
-  EXPECT_EQ(model->classifier[0], at(before_classifier));
+  EXPECT_EQ(model->classifier.f32()[0], at(before_classifier));
 }
 
 // A file of `file_bytes` zero bytes starting with the 28-byte header `h`.

@@ -55,8 +55,8 @@ TEST(SyntheticModel, SameSeedSameWeightsOtherSeedOtherWeights) {
   b.seed = 43;
   const auto m3 = load_model("synthetic:stories260K", b);
   const size_t n = 64 * 64;
-  EXPECT_EQ(std::memcmp(m1->layers[3].wq, m2->layers[3].wq, n * 4), 0);
-  EXPECT_NE(std::memcmp(m1->layers[3].wq, m3->layers[3].wq, n * 4), 0);
+  EXPECT_EQ(std::memcmp(m1->layers[3].wq.f32(), m2->layers[3].wq.f32(), n * 4), 0);
+  EXPECT_NE(std::memcmp(m1->layers[3].wq.f32(), m3->layers[3].wq.f32(), n * 4), 0);
 }
 
 TEST(SyntheticModel, WeightsAreBoundedAndNormsAreOne) {
@@ -66,8 +66,8 @@ TEST(SyntheticModel, WeightsAreBoundedAndNormsAreOne) {
   double sum_sq = 0;
   const size_t n = size_t{c.hidden_dim} * c.dim;
   for (size_t i = 0; i < n; ++i) {
-    ASSERT_LE(std::fabs(model->layers[2].w1[i]), bound) << i;
-    sum_sq += double{model->layers[2].w1[i]} * model->layers[2].w1[i];
+    ASSERT_LE(std::fabs(model->layers[2].w1.f32()[i]), bound) << i;
+    sum_sq += double{model->layers[2].w1.f32()[i]} * model->layers[2].w1.f32()[i];
   }
   // Uniform in +-sqrt(3/in) has variance 1/in.
   EXPECT_NEAR(sum_sq / static_cast<double>(n) * c.dim, 1.0, 0.05);

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "tests/testing/quantize.h"
+
 namespace prunekv::testing {
 namespace {
 
@@ -33,10 +35,6 @@ std::vector<uint8_t> scalar(const T& value) {
   append(out, value);
   return out;
 }
-
-// Round to nearest even through the compiler's own half type: an implementation independent
-// of the loader's conversion.
-uint16_t to_half(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
 
 size_t count_of(const std::vector<uint64_t>& shape) {
   size_t n = 1;
@@ -102,9 +100,7 @@ void GgufWriter::add_tensor_f32(const std::string& name, std::vector<uint64_t> s
   add_tensor_raw(name, std::move(shape), 0, std::move(bytes));
 }
 void GgufWriter::add_tensor_f16(const std::string& name, std::vector<uint64_t> shape, const std::vector<float>& values) {
-  std::vector<uint8_t> bytes;
-  for (const float v : values) append(bytes, to_half(v));
-  add_tensor_raw(name, std::move(shape), 1, std::move(bytes));
+  add_tensor(name, std::move(shape), GgmlType::kF16, values);
 }
 void GgufWriter::add_tensor_bf16(const std::string& name, std::vector<uint64_t> shape, const std::vector<float>& values) {
   std::vector<uint8_t> bytes;
@@ -112,17 +108,11 @@ void GgufWriter::add_tensor_bf16(const std::string& name, std::vector<uint64_t> 
   add_tensor_raw(name, std::move(shape), 30, std::move(bytes));
 }
 void GgufWriter::add_tensor_q8_0(const std::string& name, std::vector<uint64_t> shape, const std::vector<float>& values) {
-  // ggml's quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d).
-  std::vector<uint8_t> bytes;
-  for (size_t b = 0; b < values.size(); b += 32) {
-    float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(values[b + j]));
-    const float d = amax / 127.0f;
-    append(bytes, to_half(d));
-    for (size_t j = 0; j < 32; ++j)
-      append(bytes, static_cast<int8_t>(d == 0 ? 0 : std::lround(values[b + j] / d)));
-  }
-  add_tensor_raw(name, std::move(shape), 8, std::move(bytes));
+  add_tensor(name, std::move(shape), GgmlType::kQ8_0, values);
+}
+void GgufWriter::add_tensor(const std::string& name, std::vector<uint64_t> shape, GgmlType type,
+                            const std::vector<float>& values) {
+  add_tensor_raw(name, std::move(shape), static_cast<uint32_t>(type), quantize(type, values));
 }
 void GgufWriter::remove_tensor(const std::string& name) {
   std::erase_if(tensors_, [&](const Tensor& t) { return t.name == name; });

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/ggml_type.h"
 #include "model/model_config.h"
 
 namespace prunekv::testing {
@@ -31,6 +32,8 @@ class GgufWriter {
   void add_tensor_f16(const std::string& name, std::vector<uint64_t> shape, const std::vector<float>& values);
   void add_tensor_bf16(const std::string& name, std::vector<uint64_t> shape, const std::vector<float>& values);
   void add_tensor_q8_0(const std::string& name, std::vector<uint64_t> shape, const std::vector<float>& values);
+  // `values` stored as `type` by testing::quantize (tests/testing/quantize.h).
+  void add_tensor(const std::string& name, std::vector<uint64_t> shape, GgmlType type, const std::vector<float>& values);
   // Any ggml type id with caller-made bytes (for unsupported or corrupt tensors).
   void add_tensor_raw(const std::string& name, std::vector<uint64_t> shape, uint32_t ggml_type,
                       std::vector<uint8_t> bytes);

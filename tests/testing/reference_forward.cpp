@@ -4,16 +4,20 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "model/dequantize.h"
 
 namespace prunekv::testing {
 
 namespace {
 
-// y[out] = W[out][in] x[in], double accumulation.
-void matvec(float* y, const float* x, const float* w, size_t in, size_t out) {
+// y[out] = W[out][in] x[in], double accumulation; W in any supported type, each row
+// dequantized by the scalar reference (model/dequantize.h).
+void matvec(float* y, const float* x, const WeightView& w, size_t in, size_t out) {
+  std::vector<float> row(in);
   for (size_t o = 0; o < out; ++o) {
+    dequantize_row(w.type, w.row(o, in), row.data(), in);
     double sum = 0.0;
-    for (size_t i = 0; i < in; ++i) sum += double{w[o * in + i]} * double{x[i]};
+    for (size_t i = 0; i < in; ++i) sum += double{row[i]} * double{x[i]};
     y[o] = static_cast<float>(sum);
   }
 }
@@ -63,7 +67,8 @@ const std::vector<float>& ReferenceForward::step(TokenId token) {
   const size_t n = num_cached_ + 1;  // positions visible to this token
   PKV_CHECK(token >= 0 && static_cast<uint32_t>(token) < c.vocab_size);
 
-  std::vector<float> x(model_.token_embedding + size_t(token) * dim, model_.token_embedding + size_t(token + 1) * dim);
+  std::vector<float> x(dim);
+  dequantize_row(model_.token_embedding.type, model_.token_embedding.row(size_t(token), dim), x.data(), dim);
   std::vector<float> xb(dim), q(dim), k(kv_dim), v(kv_dim), att(dim), hb(hidden), hb2(hidden), branch(dim);
   std::vector<double> scores(n);
 

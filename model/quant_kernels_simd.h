@@ -1,0 +1,167 @@
+// The body of the quantized kernels, written once over a vector type `Simd` that the including
+// file defines (quant_kernels_avx2.cpp: 8 lanes; quant_kernels_avx512.cpp: 16). Included inside
+// the includer's `#pragma GCC target` region and anonymous namespace, after every other header,
+// so each instruction set gets its own internal copy. No #pragma once: on purpose.
+
+constexpr int kLanes = Simd::kLanes;
+constexpr int kVecs = 32 / kLanes;  // vectors per group of 32 elements
+using V = typename Simd::V;
+
+inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return _cvtsh_ss(h);  // exact for every half, subnormals included
+}
+
+// 32 signed bytes as kVecs vectors of fp32, element order kept.
+inline void bytes_to_float(__m256i q, V* w) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  Simd::int8x16_to_float(lo, w);
+  Simd::int8x16_to_float(hi, w + kVecs / 2);
+}
+
+inline __m256i low_nibbles(__m256i q) { return _mm256_and_si256(q, _mm256_set1_epi8(0x0F)); }
+inline __m256i high_nibbles(__m256i q) { return _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F)); }
+
+// The fp32 values of group g (elements 32g .. 32g + 31) of a row of type T.
+template <GgmlType T>
+inline void decode_group(const uint8_t* row, size_t g, V* w) {
+  if constexpr (T == GgmlType::kF32) {
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::loadu(reinterpret_cast<const float*>(row) + 32 * g + j * kLanes);
+  } else if constexpr (T == GgmlType::kF16) {
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::load_half(row + 2 * (32 * g + j * kLanes));
+  } else if constexpr (T == GgmlType::kBF16) {
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::load_bf16(row + 2 * (32 * g + j * kLanes));
+  } else if constexpr (T == GgmlType::kQ8_0) {
+    const uint8_t* block = row + 34 * g;
+    bytes_to_float(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), w);
+    const V d = Simd::set1(half_at(block));
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
+  } else if constexpr (T == GgmlType::kQ4_0) {
+    const uint8_t* block = row + 18 * g;
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+    const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
+    bytes_to_float(_mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8)), w);
+    const V d = Simd::set1(half_at(block));
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
+  } else if constexpr (T == GgmlType::kQ4_K) {
+    const uint8_t* block = row + 144 * (g / 8);
+    const size_t sub = g % 8;
+    uint8_t sc, m;
+    q4_k_scale_min(block + 4, sub, &sc, &m);
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16 + 32 * (sub / 2)));
+    bytes_to_float(sub % 2 == 0 ? low_nibbles(q) : high_nibbles(q), w);
+    const V scale = Simd::set1(half_at(block) * static_cast<float>(sc));
+    const V min = Simd::set1(half_at(block + 2) * static_cast<float>(m));
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::sub(Simd::mul(scale, w[j]), min);
+  } else if constexpr (T == GgmlType::kQ6_K) {
+    const uint8_t* block = row + 210 * (g / 8);
+    const size_t half = (g % 8) / 4, group = g % 4;  // 128-value half, 32-value group in it
+    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + 32 * (group % 2)));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
+    const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, static_cast<int>(2 * group)), _mm256_set1_epi8(3));
+    const __m256i q = _mm256_or_si256(group < 2 ? low_nibbles(ql) : high_nibbles(ql), _mm256_slli_epi16(top, 4));
+    bytes_to_float(_mm256_sub_epi8(q, _mm256_set1_epi8(32)), w);
+    const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192 + 8 * half + 2 * group);
+    const float d = half_at(block + 208);
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(Simd::set1(d * static_cast<float>(scales[j * kLanes / 16])), w[j]);
+  }
+}
+
+// Element k of a plain-type row (the tails past the last whole group of 32).
+template <GgmlType T>
+inline float plain_at(const uint8_t* row, size_t k) {
+  if constexpr (T == GgmlType::kF32) {
+    float v;
+    std::memcpy(&v, row + 4 * k, sizeof v);
+    return v;
+  } else if constexpr (T == GgmlType::kF16) {
+    return half_at(row + 2 * k);
+  } else if constexpr (T == GgmlType::kBF16) {
+    uint16_t b;
+    std::memcpy(&b, row + 2 * k, sizeof b);
+    return bf16_to_float(b);
+  } else {
+    (void)row, (void)k;
+    return 0.0f;  // blocked types have no tail (rows are whole blocks)
+  }
+}
+
+// NT tokens against every row: each row is decoded once per NT tokens, two accumulator chains
+// per token.
+template <GgmlType T, int NT>
+void dot_rows_t(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, const float* x, size_t ldx, float* y,
+                size_t ldy) {
+  const size_t groups = cols / 32;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    V acc[NT][2];
+    for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = Simd::zero();
+    for (size_t g = 0; g < groups; ++g) {
+      V wv[kVecs];
+      decode_group<T>(row, g, wv);
+      for (int t = 0; t < NT; ++t)
+        for (int j = 0; j < kVecs; ++j)
+          acc[t][j % 2] = Simd::fma(wv[j], Simd::loadu(x + t * ldx + 32 * g + j * kLanes), acc[t][j % 2]);
+    }
+    for (int t = 0; t < NT; ++t) {
+      float sum = Simd::hsum(Simd::add(acc[t][0], acc[t][1]));
+      for (size_t k = groups * 32; k < cols; ++k) sum += plain_at<T>(row, k) * x[t * ldx + k];
+      y[t * ldy + r] = sum;
+    }
+  }
+}
+
+template <GgmlType T>
+void dot_rows_type(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, const float* x, size_t ldx, size_t n,
+                   float* y, size_t ldy) {
+  constexpr size_t kTokens = 4;
+  for (size_t t = 0; t < n; t += kTokens) {
+    const float* xt = x + t * ldx;
+    float* yt = y + t * ldy;
+    switch (std::min(kTokens, n - t)) {
+      case 1: dot_rows_t<T, 1>(w, row_bytes, cols, rows, xt, ldx, yt, ldy); break;
+      case 2: dot_rows_t<T, 2>(w, row_bytes, cols, rows, xt, ldx, yt, ldy); break;
+      case 3: dot_rows_t<T, 3>(w, row_bytes, cols, rows, xt, ldx, yt, ldy); break;
+      default: dot_rows_t<T, 4>(w, row_bytes, cols, rows, xt, ldx, yt, ldy); break;
+    }
+  }
+}
+
+template <GgmlType T>
+void dequantize_rows_type(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out) {
+  const size_t groups = cols / 32;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    float* o = out + r * cols;
+    for (size_t g = 0; g < groups; ++g) {
+      V wv[kVecs];
+      decode_group<T>(row, g, wv);
+      for (int j = 0; j < kVecs; ++j) Simd::storeu(o + 32 * g + j * kLanes, wv[j]);
+    }
+    for (size_t k = groups * 32; k < cols; ++k) o[k] = plain_at<T>(row, k);
+  }
+}
+
+#define PKV_QUANT_TYPE_SWITCH(type, fn, ...)                                \
+  switch (type) {                                                           \
+    case GgmlType::kF32: fn<GgmlType::kF32>(__VA_ARGS__); break;            \
+    case GgmlType::kF16: fn<GgmlType::kF16>(__VA_ARGS__); break;            \
+    case GgmlType::kBF16: fn<GgmlType::kBF16>(__VA_ARGS__); break;          \
+    case GgmlType::kQ8_0: fn<GgmlType::kQ8_0>(__VA_ARGS__); break;          \
+    case GgmlType::kQ4_0: fn<GgmlType::kQ4_0>(__VA_ARGS__); break;          \
+    case GgmlType::kQ4_K: fn<GgmlType::kQ4_K>(__VA_ARGS__); break;          \
+    case GgmlType::kQ6_K: fn<GgmlType::kQ6_K>(__VA_ARGS__); break;          \
+    default: PKV_CHECK(false, "no kernel for type {}", ggml_type_name(type)); \
+  }
+
+void dot_rows(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, const float* x, size_t ldx,
+              size_t n, float* y, size_t ldy) {
+  PKV_QUANT_TYPE_SWITCH(type, dot_rows_type, w, row_bytes, cols, rows, x, ldx, n, y, ldy)
+}
+
+void dequantize_rows(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out) {
+  PKV_QUANT_TYPE_SWITCH(type, dequantize_rows_type, w, row_bytes, cols, rows, out)
+}
+
+#undef PKV_QUANT_TYPE_SWITCH

@@ -1,0 +1,115 @@
+#include "model/quant_matmul.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "common/check.h"
+#include "model/dequantize.h"
+#include "model/quant_kernels.h"
+
+namespace prunekv {
+
+namespace {
+
+// The best kernel table this CPU runs, asked once; null: scalar only.
+const detail::QuantKernels* cpu_kernels() {
+  static const detail::QuantKernels* kernels = [] {
+    const auto tables = detail::supported_quant_kernels();
+    return tables.empty() ? nullptr : tables.back();
+  }();
+  return kernels;
+}
+
+// Calls fn(part, first_row_in_part, num_rows, offset_of_first_row_in_range) for every part
+// overlapping rows [row_begin, row_end).
+template <typename Fn>
+void for_each_part_range(const QuantWeights& w, size_t row_begin, size_t row_end, const Fn& fn) {
+  PKV_DCHECK(row_begin <= row_end && row_end <= w.total_out());
+  size_t part_first = 0;
+  for (size_t p = 0; p < w.num_parts() && part_first < row_end; ++p) {
+    const size_t out = w.part(p).out;
+    const size_t begin = std::max(row_begin, part_first), end = std::min(row_end, part_first + out);
+    if (begin < end) fn(p, begin - part_first, end - begin);
+    part_first += out;
+  }
+}
+
+}  // namespace
+
+QuantWeights::QuantWeights(std::span<const QuantPart> parts, size_t in) : in_(in), parts_(parts.begin(), parts.end()) {
+  PKV_CHECK(!parts.empty() && in > 0, "{} parts of in = {}", parts.size(), in);
+  for (const QuantPart& part : parts_) {
+    PKV_CHECK(part.w.data != nullptr && part.out > 0 && is_supported_weight_type(part.w.type), "part of type {}",
+              ggml_type_name(part.w.type));
+    PKV_CHECK(in % ggml_type_traits(part.w.type).block_elements == 0, "in = {} for {}", in,
+              ggml_type_name(part.w.type));
+    total_out_ += part.out;
+  }
+}
+
+size_t QuantWeights::num_bytes() const {
+  size_t bytes = 0;
+  for (const QuantPart& part : parts_) bytes += part.out * ggml_row_bytes(part.w.type, in_);
+  return bytes;
+}
+
+const char* quant_kernel_isa() {
+  const detail::QuantKernels* kernels = cpu_kernels();
+  return kernels ? kernels->isa : "scalar";
+}
+
+void quant_matmul_reference(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs,
+                            size_t row_begin, size_t row_end) {
+  const size_t in = w.in();
+  std::vector<float> row(in);
+  for_each_part_range(w, row_begin, row_end, [&](size_t p, size_t first, size_t count) {
+    const WeightView& view = w.part(p).w;
+    for (size_t r = first; r < first + count; ++r) {
+      dequantize_row(view.type, view.row(r, in), row.data(), in);
+      for (size_t t = 0; t < n; ++t) {
+        double sum = 0.0;
+        for (size_t k = 0; k < in; ++k) sum += double{row[k]} * double{x[t * ldx + k]};
+        outs[p].y[t * outs[p].ldy + r] = static_cast<float>(sum);
+      }
+    }
+  });
+}
+
+void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs, size_t row_begin,
+                  size_t row_end) {
+  const detail::QuantKernels* kernels = cpu_kernels();
+  if (kernels == nullptr) {
+    quant_matmul_reference(w, x, ldx, n, outs, row_begin, row_end);
+    return;
+  }
+  if (n == 0) return;
+  const size_t in = w.in();
+  for_each_part_range(w, row_begin, row_end, [&](size_t p, size_t first, size_t count) {
+    const WeightView& view = w.part(p).w;
+    const size_t row_bytes = ggml_row_bytes(view.type, in);
+    const GemmOut& out = outs[p];
+    if (n <= kFusedMaxTokens) {
+      kernels->dot_rows(view.type, view.row(first, in), row_bytes, in, count, x, ldx, n, out.y + first, out.ldy);
+      return;
+    }
+    // Tiles of rows as fp32 (F32 rows are used in place), then y[n][rows] = x[n][in] tile^T.
+    thread_local std::vector<float> tile;
+    for (size_t r = first; r < first + count; r += kQuantTileRows) {
+      const size_t rows = std::min(kQuantTileRows, first + count - r);
+      const float* b = nullptr;
+      if (view.is_f32()) {
+        b = view.f32() + r * in;
+      } else {
+        tile.resize(kQuantTileRows * in);
+        kernels->dequantize_rows(view.type, view.row(r, in), row_bytes, in, rows, tile.data());
+        b = tile.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(rows),
+                  static_cast<int>(in), 1.0f, x, static_cast<int>(ldx), b, static_cast<int>(in), 0.0f, out.y + r,
+                  static_cast<int>(out.ldy));
+    }
+  });
+}
+
+}  // namespace prunekv

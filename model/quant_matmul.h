@@ -1,0 +1,64 @@
+#pragma once
+// Matrix products on weights in their file's type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K),
+// read in place from the memory map: y[t][o] = x[t] . W[o].
+//
+// Two regimes, chosen by the number of tokens n:
+// - n <= kFusedMaxTokens (decode): fused dequantize-and-dot kernels stream each weight row once
+//   per 4 tokens, decoding it in registers; the step is bounded by weight bytes, which the
+//   quantized types cut.
+// - larger n (prefill, large batches): tiles of kQuantTileRows rows are dequantized to fp32
+//   and multiplied with OpenBLAS sgemm; the decode cost is spread over the n tokens.
+// The kernels are chosen at run time: AVX-512 (F/BW/VL/DQ) where the CPU has it, else AVX2 +
+// FMA + F16C, else the scalar reference. Every path equals quant_matmul_reference within the
+// rounding of an fp32 dot product (summation order differs; the dequantized values do not).
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "model/gemm.h"
+#include "model/weight_view.h"
+
+namespace prunekv {
+
+inline constexpr size_t kFusedMaxTokens = 8;
+inline constexpr size_t kQuantTileRows = 64;
+
+// One [out][in] matrix of a product; parts of one product share `in` and x.
+struct QuantPart {
+  WeightView w;
+  size_t out = 0;
+};
+
+// The parts of one product (wq|wk|wv, w1|w3, ...) as views: nothing is copied. Rows are
+// numbered across the parts in order (part 0's rows, then part 1's, ...).
+class QuantWeights {
+ public:
+  QuantWeights() = default;
+  QuantWeights(std::span<const QuantPart> parts, size_t in);
+
+  size_t in() const { return in_; }
+  size_t num_parts() const { return parts_.size(); }
+  const QuantPart& part(size_t i) const { return parts_[i]; }
+  size_t total_out() const { return total_out_; }
+  // Bytes of all parts' weights: what one pass over the product reads.
+  size_t num_bytes() const;
+
+ private:
+  size_t in_ = 0;
+  size_t total_out_ = 0;
+  std::vector<QuantPart> parts_;
+};
+
+// For rows [row_begin, row_end) of w (numbered across parts): outs[part].y[t * ldy + o] =
+// sum_k x[t * ldx + k] * W_part[o][k], t < n. Only those rows' outputs are written.
+void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs, size_t row_begin,
+                  size_t row_end);
+
+// Scalar: each row dequantized by dequantize_row (model/dequantize.h), then dotted in double.
+void quant_matmul_reference(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs,
+                            size_t row_begin, size_t row_end);
+
+// The instruction set quant_matmul runs on this CPU: "avx512", "avx2" or "scalar".
+const char* quant_kernel_isa();
+
+}  // namespace prunekv
