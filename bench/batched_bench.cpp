@@ -12,6 +12,7 @@
 #include "common/stopwatch.h"
 #include "memory/block_pool.h"
 #include "memory/sequence_kv.h"
+#include "model/quant_matmul.h"
 #include "model/step_batch.h"
 
 namespace prunekv::bench {
@@ -133,10 +134,10 @@ std::vector<BatchedBenchResult> run_batched_bench(
 std::string batched_bench_md_title(const Model& model, const BatchedBenchOptions& options) {
   return fmt::format(
       "prunekv batched-bench: build {}, model {} ({}, {:.2f}M params, context {}), n_batch = {}, n_threads = {}, "
-      "block_size = {}, kv {}\n\n",
+      "block_size = {}, kv {}\nweights: {}; quantized kernels {}\n\n",
       build_type(), model.config.name, model.file_type, double(model.config.num_weight_params()) / 1e6,
       model.config.context_length, options.n_batch, options.num_threads, options.block_size,
-      to_string(options.kv_dtype));
+      to_string(options.kv_dtype), model.weight_summary(), quant_kernel_isa());
 }
 
 std::string batched_bench_md_header() {

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
+#include "model/quant_matmul.h"
 #include "scheduler/engine.h"
 #include "scheduler/jsonl.h"
 
@@ -86,6 +87,7 @@ std::string throughput_bench_header(const ThroughputBenchOptions& args, const Mo
   std::string out = fmt::format("prunekv bench: build {}, {} threads, model {} ({}, {:.2f}M params, context {})\n",
                                 build_type(), config.num_threads, model.config.name, model.file_type,
                                 double(model.config.num_weight_params()) / 1e6, model.config.context_length);
+  out += fmt::format("Weights: {}; quantized kernels {}\n", model.weight_summary(), quant_kernel_isa());
   out += fmt::format("KV pool: {} blocks x {} tokens x {} = {}; max_num_seqs {}, max_num_batched_tokens {}, admission {}\n",
                      num_blocks, config.block_size, format_bytes(layout.bytes_per_block()),
                      format_bytes(uint64_t(num_blocks) * layout.bytes_per_block()), config.max_num_seqs,

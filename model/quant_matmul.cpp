@@ -54,6 +54,18 @@ size_t QuantWeights::num_bytes() const {
   return bytes;
 }
 
+std::vector<std::pair<size_t, size_t>> quant_row_ranges(const QuantWeights& w, size_t rows_per_range) {
+  const size_t step = std::max<size_t>(1, (rows_per_range + kQuantTileRows - 1) / kQuantTileRows) * kQuantTileRows;
+  std::vector<std::pair<size_t, size_t>> ranges;
+  size_t part_first = 0;
+  for (size_t p = 0; p < w.num_parts(); ++p) {
+    const size_t out = w.part(p).out;
+    for (size_t r = 0; r < out; r += step) ranges.emplace_back(part_first + r, part_first + std::min(out, r + step));
+    part_first += out;
+  }
+  return ranges;
+}
+
 const char* quant_kernel_isa() {
   const detail::QuantKernels* kernels = cpu_kernels();
   return kernels ? kernels->isa : "scalar";
@@ -95,8 +107,11 @@ void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, c
     }
     // Tiles of rows as fp32 (F32 rows are used in place), then y[n][rows] = x[n][in] tile^T.
     thread_local std::vector<float> tile;
-    for (size_t r = first; r < first + count; r += kQuantTileRows) {
-      const size_t rows = std::min(kQuantTileRows, first + count - r);
+    // Tiles start at the part's multiples of kQuantTileRows, wherever the range starts: sgemm's
+    // bits depend on the tile's width, so a row's result must not depend on the split.
+    for (size_t r = first, next; r < first + count; r = next) {
+      next = std::min(first + count, (r / kQuantTileRows + 1) * kQuantTileRows);
+      const size_t rows = next - r;
       const float* b = nullptr;
       if (view.is_f32()) {
         b = view.f32() + r * in;

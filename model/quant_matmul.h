@@ -13,6 +13,7 @@
 // rounding of an fp32 dot product (summation order differs; the dequantized values do not).
 #include <cstddef>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "model/gemm.h"
@@ -50,9 +51,16 @@ class QuantWeights {
 };
 
 // For rows [row_begin, row_end) of w (numbered across parts): outs[part].y[t * ldy + o] =
-// sum_k x[t * ldx + k] * W_part[o][k], t < n. Only those rows' outputs are written.
+// sum_k x[t * ldx + k] * W_part[o][k], t < n. Only those rows' outputs are written. A row's
+// bits depend only on n, never on the range around it, as long as every range boundary inside
+// a part falls on a multiple of kQuantTileRows counted from the part's first row
+// (quant_row_ranges gives such ranges).
 void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs, size_t row_begin,
                   size_t row_end);
+
+// Splits w's rows into ranges of about `rows_per_range` (rounded up to whole tiles), each inside
+// one part and starting on a tile boundary of it: the work items of a parallel product.
+std::vector<std::pair<size_t, size_t>> quant_row_ranges(const QuantWeights& w, size_t rows_per_range);
 
 // Scalar: each row dequantized by dequantize_row (model/dequantize.h), then dotted in double.
 void quant_matmul_reference(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs,

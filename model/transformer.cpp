@@ -91,9 +91,9 @@ struct Transformer::Impl {
     }
   }
 
-  // Weights in the file's types: tasks over row chunks, every token in each. Decode (fused
-  // kernels) wants about kGemmWeightsPerTask bytes per task and a multiple of the thread count;
-  // larger batches take whole dequantized tiles (kQuantTileRows rows) per task.
+  // Weights in the file's types: tasks over row ranges, every token in each, about
+  // kGemmWeightsPerTask bytes and at least two per thread (quant_row_ranges: whole tiles inside
+  // one part, so the split never changes a bit).
   void gemm(const QuantWeights& w, const float* x, size_t n, std::initializer_list<GemmOut> outs) {
     PKV_CHECK(outs.size() == w.num_parts(), "{} outputs for {} parts", outs.size(), w.num_parts());
     const size_t in = w.in(), rows = w.total_out();
@@ -102,15 +102,12 @@ struct Transformer::Impl {
       return;
     }
     const size_t threads = static_cast<size_t>(num_threads);
-    size_t chunks = std::max<size_t>(2 * threads, (w.num_bytes() + kGemmWeightsPerTask - 1) / kGemmWeightsPerTask);
-    chunks = (chunks + threads - 1) / threads * threads;
-    size_t chunk_rows = (rows + chunks - 1) / chunks;
-    if (n > kFusedMaxTokens) chunk_rows = (chunk_rows + kQuantTileRows - 1) / kQuantTileRows * kQuantTileRows;
-    const size_t num_tasks = (rows + chunk_rows - 1) / chunk_rows;
+    const size_t tasks = std::max<size_t>(2 * threads, (w.num_bytes() + kGemmWeightsPerTask - 1) / kGemmWeightsPerTask);
+    const auto ranges = quant_row_ranges(w, (rows + tasks - 1) / tasks);
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<size_t>(0, num_tasks, 1), [&](const tbb::blocked_range<size_t>& r) {
-        for (size_t task = r.begin(); task < r.end(); ++task)
-          quant_matmul(w, x, in, n, outs.begin(), task * chunk_rows, std::min(rows, (task + 1) * chunk_rows));
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, ranges.size(), 1), [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t i = r.begin(); i < r.end(); ++i)
+          quant_matmul(w, x, in, n, outs.begin(), ranges[i].first, ranges[i].second);
       });
     });
   }
