@@ -29,16 +29,6 @@ bool is_supported_weight_type(GgmlType type) {
 
 const char* supported_weight_types() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"; }
 
-void q4_k_scale_min(const uint8_t* scales, size_t j, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = scales[j] & 63;
-    *min = scales[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
-  }
-}
-
 void dequantize_q8_0_block(const uint8_t* block, float* out) {
   const float d = half_to_float(load_u16(block));
   for (size_t i = 0; i < kQBlock; ++i) out[i] = d * static_cast<float>(static_cast<int8_t>(block[2 + i]));

@@ -37,7 +37,15 @@ const char* supported_weight_types();
 // 0-3 keep theirs in the low 6 bits of bytes j and j + 4; sub-blocks 4-7 take their low 4 bits
 // from byte j + 4 (scale: low nibble, min: high nibble) and their top 2 bits from the spare top
 // bits of bytes j - 4 (scale) and j (min).
-void q4_k_scale_min(const uint8_t* scales, size_t j, uint8_t* scale, uint8_t* min);
+inline void q4_k_scale_min(const uint8_t* scales, size_t j, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = scales[j] & 63;
+    *min = scales[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+  }
+}
 
 // One block of each quantized type into `out` (32 or 256 floats).
 void dequantize_q8_0_block(const uint8_t* block, float* out);

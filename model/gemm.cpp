@@ -15,6 +15,31 @@ namespace prunekv {
 
 PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(in) {
   PKV_CHECK(!parts.empty() && in > 0, "{} parts of in = {}", parts.size(), in);
+  size_t num_panels = 0;
+  for (const GemmPart& part : parts) num_panels += (part.out + kGemmPanel - 1) / kGemmPanel;
+  capacity_floats_ = num_panels * in_ * kGemmPanel;
+  data_.reset(reinterpret_cast<float*>(allocate_large(capacity_floats_ * sizeof(float))));
+  pack_panels(parts);
+}
+
+PackedWeights PackedWeights::scratch(size_t in, size_t max_out) {
+  PackedWeights w;
+  w.capacity_floats_ = (max_out + kGemmPanel - 1) / kGemmPanel * kGemmPanel * in;
+  w.data_.reset(reinterpret_cast<float*>(allocate_large(w.capacity_floats_ * sizeof(float))));
+  return w;
+}
+
+void PackedWeights::repack(const float* w, size_t out, size_t in) {
+  PKV_CHECK(in > 0 && (out + kGemmPanel - 1) / kGemmPanel * kGemmPanel * in <= capacity_floats_,
+            "[{}][{}] into scratch of {} floats", out, in, capacity_floats_);
+  in_ = in;
+  const GemmPart part{w, out};
+  pack_panels({&part, 1});
+}
+
+void PackedWeights::pack_panels(std::span<const GemmPart> parts) {
+  part_out_.clear();
+  panels_.clear();
   for (size_t i = 0; i < parts.size(); ++i) {
     const GemmPart& part = parts[i];
     PKV_CHECK(part.w != nullptr && part.out > 0, "part {}: out = {}", i, part.out);
@@ -25,8 +50,6 @@ PackedWeights::PackedWeights(std::span<const GemmPart> parts, size_t in) : in_(i
     }
   }
   const size_t panel_floats = in_ * kGemmPanel;
-  const size_t bytes = panels_.size() * panel_floats * sizeof(float);
-  data_.reset(reinterpret_cast<float*>(allocate_large(bytes)));
   // Panel by panel, k-blocked so both the 16 source rows and the destination stay in L1.
   constexpr size_t kBlock = 64;
   for (size_t p = 0; p < panels_.size(); ++p) {

@@ -44,6 +44,14 @@ class PackedWeights {
   // Copies every part into panels; parts.size() >= 1, all with the same `in`.
   PackedWeights(std::span<const GemmPart> parts, size_t in);
 
+  // Scratch panels for one part of up to `max_out` rows of `in` (or any in * max_out no larger),
+  // refilled by repack(): where quantized products put their dequantized tiles (model/quant_matmul.h).
+  static PackedWeights scratch(size_t in, size_t max_out);
+  // The row-major [out][in] fp32 matrix w as the only part (in * out rounded up to whole panels
+  // fits the scratch: CHECKed).
+  void repack(const float* w, size_t out, size_t in);
+  size_t capacity_floats() const { return capacity_floats_; }
+
   size_t in() const { return in_; }
   size_t num_parts() const { return part_out_.size(); }
   size_t part_out(size_t part) const { return part_out_[part]; }
@@ -64,7 +72,10 @@ class PackedWeights {
   const float* panel_data(size_t p) const { return data_.get() + p * in_ * kGemmPanel; }
 
  private:
+  void pack_panels(std::span<const GemmPart> parts);
+
   size_t in_ = 0;
+  size_t capacity_floats_ = 0;
   std::vector<size_t> part_out_;
   std::vector<Panel> panels_;
   std::unique_ptr<float[], LargeFree> data_;  // allocate_large: huge pages

@@ -27,15 +27,19 @@ inline __m256i high_nibbles(__m256i q) { return _mm256_and_si256(_mm256_srli_epi
 template <GgmlType T>
 inline void decode_group(const uint8_t* row, size_t g, V* w) {
   if constexpr (T == GgmlType::kF32) {
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::loadu(reinterpret_cast<const float*>(row) + 32 * g + j * kLanes);
   } else if constexpr (T == GgmlType::kF16) {
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::load_half(row + 2 * (32 * g + j * kLanes));
   } else if constexpr (T == GgmlType::kBF16) {
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::load_bf16(row + 2 * (32 * g + j * kLanes));
   } else if constexpr (T == GgmlType::kQ8_0) {
     const uint8_t* block = row + 34 * g;
     bytes_to_float(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), w);
     const V d = Simd::set1(half_at(block));
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
   } else if constexpr (T == GgmlType::kQ4_0) {
     const uint8_t* block = row + 18 * g;
@@ -43,6 +47,7 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
     const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
     bytes_to_float(_mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8)), w);
     const V d = Simd::set1(half_at(block));
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
   } else if constexpr (T == GgmlType::kQ4_K) {
     const uint8_t* block = row + 144 * (g / 8);
@@ -53,6 +58,7 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
     bytes_to_float(sub % 2 == 0 ? low_nibbles(q) : high_nibbles(q), w);
     const V scale = Simd::set1(half_at(block) * static_cast<float>(sc));
     const V min = Simd::set1(half_at(block + 2) * static_cast<float>(m));
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::sub(Simd::mul(scale, w[j]), min);
   } else if constexpr (T == GgmlType::kQ6_K) {
     const uint8_t* block = row + 210 * (g / 8);
@@ -64,6 +70,7 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
     bytes_to_float(_mm256_sub_epi8(q, _mm256_set1_epi8(32)), w);
     const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192 + 8 * half + 2 * group);
     const float d = half_at(block + 208);
+    #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(Simd::set1(d * static_cast<float>(scales[j * kLanes / 16])), w[j]);
   }
 }
@@ -95,12 +102,16 @@ void dot_rows_t(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, co
   const size_t groups = cols / 32;
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* row = w + r * row_bytes;
+    // Indexed only by unrolled constants: GCC then keeps every accumulator in a register.
     V acc[NT][2];
+#pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = Simd::zero();
     for (size_t g = 0; g < groups; ++g) {
       V wv[kVecs];
       decode_group<T>(row, g, wv);
+#pragma GCC unroll 4
       for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 4
         for (int j = 0; j < kVecs; ++j)
           acc[t][j % 2] = Simd::fma(wv[j], Simd::loadu(x + t * ldx + 32 * g + j * kLanes), acc[t][j % 2]);
     }
@@ -137,6 +148,7 @@ void dequantize_rows_type(const uint8_t* w, size_t row_bytes, size_t cols, size_
     for (size_t g = 0; g < groups; ++g) {
       V wv[kVecs];
       decode_group<T>(row, g, wv);
+      #pragma GCC unroll 4
       for (int j = 0; j < kVecs; ++j) Simd::storeu(o + 32 * g + j * kLanes, wv[j]);
     }
     for (size_t k = groups * 32; k < cols; ++k) o[k] = plain_at<T>(row, k);

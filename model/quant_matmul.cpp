@@ -1,7 +1,5 @@
 #include "model/quant_matmul.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 
 #include "common/check.h"
@@ -105,24 +103,20 @@ void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, c
       kernels->dot_rows(view.type, view.row(first, in), row_bytes, in, count, x, ldx, n, out.y + first, out.ldy);
       return;
     }
-    // Tiles of rows as fp32 (F32 rows are used in place), then y[n][rows] = x[n][in] tile^T.
-    thread_local std::vector<float> tile;
-    // Tiles start at the part's multiples of kQuantTileRows, wherever the range starts: sgemm's
-    // bits depend on the tile's width, so a row's result must not depend on the split.
+    // Tiles of rows dequantized to fp32, repacked into the GEMM micro-kernel's panels
+    // (model/gemm.h) and multiplied there. Tiles start at the part's multiples of
+    // kQuantTileRows, wherever the range starts, so a row's tile never depends on the split.
+    thread_local std::vector<float> rows_f32;
+    thread_local PackedWeights panels;
+    if (panels.capacity_floats() < kQuantTileRows * in) panels = PackedWeights::scratch(in, kQuantTileRows);
+    rows_f32.resize(kQuantTileRows * in);
     for (size_t r = first, next; r < first + count; r = next) {
       next = std::min(first + count, (r / kQuantTileRows + 1) * kQuantTileRows);
       const size_t rows = next - r;
-      const float* b = nullptr;
-      if (view.is_f32()) {
-        b = view.f32() + r * in;
-      } else {
-        tile.resize(kQuantTileRows * in);
-        kernels->dequantize_rows(view.type, view.row(r, in), row_bytes, in, rows, tile.data());
-        b = tile.data();
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(rows),
-                  static_cast<int>(in), 1.0f, x, static_cast<int>(ldx), b, static_cast<int>(in), 0.0f, out.y + r,
-                  static_cast<int>(out.ldy));
+      kernels->dequantize_rows(view.type, view.row(r, in), row_bytes, in, rows, rows_f32.data());
+      panels.repack(rows_f32.data(), rows, in);
+      const GemmOut tile_out{out.y + r, out.ldy};
+      gemm_packed(panels, x, ldx, n, &tile_out, 0, panels.num_panels());
     }
   });
 }

@@ -6,8 +6,11 @@
 // - n <= kFusedMaxTokens (decode): fused dequantize-and-dot kernels stream each weight row once
 //   per 4 tokens, decoding it in registers; the step is bounded by weight bytes, which the
 //   quantized types cut.
-// - larger n (prefill, large batches): tiles of kQuantTileRows rows are dequantized to fp32
-//   and multiplied with OpenBLAS sgemm; the decode cost is spread over the n tokens.
+// - larger n (prefill, large batches): tiles of kQuantTileRows rows are dequantized to fp32,
+//   repacked into the panels of the F32 path's register-blocked GEMM kernel (model/gemm.h) and
+//   multiplied there; the decode cost is spread over the n tokens. (OpenBLAS sgemm on the same
+//   tiles came first: stories110M shape, Q8_0, batched-bench -npp 64 -ntg 16 -npl 1,16,64 -t 2,
+//   its S_PP was 0.43-0.58x the F32 file's in the same run; with this kernel 0.88-1.20x.)
 // The kernels are chosen at run time: AVX-512 (F/BW/VL/DQ) where the CPU has it, else AVX2 +
 // FMA + F16C, else the scalar reference. Every path equals quant_matmul_reference within the
 // rounding of an fp32 dot product (summation order differs; the dequantized values do not).
@@ -21,7 +24,10 @@
 
 namespace prunekv {
 
-inline constexpr size_t kFusedMaxTokens = 8;
+// The crossover measured on the stories42M shape, Q8_0, 2 threads (batched-bench -npp 16
+// -ntg 16, two interleaved runs): S_TG at B = 16 fused 176-193 t/s against tiles' 120-124; at
+// B = 32 fused 159-164 against tiles' 207-212.
+inline constexpr size_t kFusedMaxTokens = 16;
 inline constexpr size_t kQuantTileRows = 64;
 
 // One [out][in] matrix of a product; parts of one product share `in` and x.
@@ -52,9 +58,7 @@ class QuantWeights {
 
 // For rows [row_begin, row_end) of w (numbered across parts): outs[part].y[t * ldy + o] =
 // sum_k x[t * ldx + k] * W_part[o][k], t < n. Only those rows' outputs are written. A row's
-// bits depend only on n, never on the range around it, as long as every range boundary inside
-// a part falls on a multiple of kQuantTileRows counted from the part's first row
-// (quant_row_ranges gives such ranges).
+// bits depend only on n, never on the range around it or the thread that computes it.
 void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, const GemmOut* outs, size_t row_begin,
                   size_t row_end);
 
