@@ -17,7 +17,10 @@ double ratio(double value, double base) { return base > 0 ? value / base : 0.0; 
 
 }  // namespace
 
-double BenchResult::requests_per_second() const { return per_second(double(num_requests), elapsed_time); }
+// Served requests only: a rejected request did no work and must not raise a throughput.
+double BenchResult::requests_per_second() const {
+  return per_second(double(num_requests - num_failed), elapsed_time);
+}
 double BenchResult::tokens_per_second() const { return per_second(double(total_num_tokens()), elapsed_time); }
 double BenchResult::output_tokens_per_second() const {
   return per_second(double(num_output_tokens), elapsed_time);
@@ -123,7 +126,8 @@ std::string bench_text(const BenchResult& r) {
                        r.elapsed_times.size(), r.elapsed_time, *lo, *hi);
   }
   if (r.num_failed != 0)
-    out += fmt::format("Failed requests: {} (not counted in the token totals)\n", r.num_failed);
+    out += fmt::format("num_failed_requests: {} of {} (not counted in the throughput or token totals)\n",
+                       r.num_failed, r.num_requests);
   if (r.verify)
     out += fmt::format(
         "Verify: {}/{} sampled requests identical to the full cache (greedy), mean prefix kept {:.3f}\n",
@@ -158,6 +162,7 @@ nlohmann::ordered_json bench_json(const std::vector<BenchResult>& results) {
     nlohmann::ordered_json o = {{"policy", r.policy},
                                 {"elapsed_time", r.elapsed_time},
                                 {"num_requests", r.num_requests},
+                                {"num_failed_requests", r.num_failed},
                                 {"total_num_tokens", r.total_num_tokens()},
                                 {"requests_per_second", r.requests_per_second()},
                                 {"tokens_per_second", r.tokens_per_second()},

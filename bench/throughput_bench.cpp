@@ -60,6 +60,10 @@ std::vector<RequestSpec> file_requests(const ThroughputBenchOptions& args) {
 }  // namespace
 
 std::vector<RequestSpec> throughput_bench_requests(const ThroughputBenchOptions& args, const Model& model) {
+  SamplingParams sampling;
+  sampling.temperature = args.temperature;
+  sampling.seed = args.seed;
+  sampling.validate();  // as generate does: --temperature -1 is refused before anything runs
   const bool synthetic = args.num_prompts != 0 || args.input_len != 0;
   if (args.input.empty() == !synthetic ||
       (synthetic && (args.num_prompts == 0 || args.input_len == 0 || args.output_len == 0)))
@@ -71,9 +75,7 @@ std::vector<RequestSpec> throughput_bench_requests(const ThroughputBenchOptions&
   std::vector<RequestSpec> specs = synthetic ? random_requests(args, model) : file_requests(args);
   for (auto& spec : specs) {
     spec.ignore_eos = true;  // fixed work, whatever the model emits
-    spec.sampling = SamplingParams{};
-    spec.sampling.temperature = args.temperature;
-    spec.sampling.seed = args.seed;
+    spec.sampling = sampling;
   }
   return specs;
 }
@@ -142,8 +144,11 @@ std::vector<BenchResult> run_throughput_bench(const ThroughputBenchOptions& args
     if (result.num_failed != 0) {
       const auto failed =
           std::find_if(outputs.begin(), outputs.end(), [](const auto& o) { return !o.finished(); });
-      log->warn("bench: {}: {} requests failed, first: {}: {}", policy, result.num_failed, failed->id,
-                failed->error);
+      const std::string what = fmt::format("bench: {}: {} of {} requests failed, first: {}: {}", policy,
+                                           result.num_failed, result.num_requests, failed->id, failed->error);
+      // Nothing served is no throughput at all, not a figure of zero.
+      if (result.num_failed == result.num_requests) throw InputError(what);
+      log->warn("{}", what);
     }
     if (args.verify) {
       VerifyResult verify;

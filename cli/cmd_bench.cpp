@@ -4,7 +4,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "common/svg_plot.h"
 
 namespace prunekv::cli {
@@ -64,11 +64,7 @@ int run_bench(const BenchArgs& args) {
   if (results.size() > 1) std::printf("%s", bench::bench_ratio_table(results).c_str());
   std::fflush(stdout);
 
-  if (!args.output_json.empty()) {
-    std::ofstream out(args.output_json);
-    if (!out) throw InputError(fmt::format("--output-json: cannot create \"{}\"", args.output_json));
-    out << bench::bench_json(results).dump(2) << '\n';
-  }
+  if (!args.output_json.empty()) write_output_file(args.output_json, "--output-json", bench::bench_json(results).dump(2) + '\n');
   if (!args.plot.empty()) {
     PlotOptions plot;
     plot.title = fmt::format("prunekv bench: {} on {}, {} blocks", model->config.name,

@@ -4,7 +4,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +12,7 @@
 #include "cli/command_registry.h"
 #include "cli/engine_options.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "common/svg_plot.h"
 
 namespace prunekv::cli {
@@ -46,11 +46,7 @@ int run_eval(const EvalArgs& args) {
   const std::vector<bench::EvalPolicyResult> results = bench::run_fidelity_eval(options, runner, specs);
   std::fputs(bench::eval_table(results).c_str(), stdout);
   std::fflush(stdout);
-  if (!args.output_json.empty()) {
-    std::ofstream out(args.output_json);
-    if (!out) throw InputError(fmt::format("--output-json: cannot create \"{}\"", args.output_json));
-    out << bench::eval_json(results).dump(2) << '\n';
-  }
+  if (!args.output_json.empty()) write_output_file(args.output_json, "--output-json", bench::eval_json(results).dump(2) + '\n');
   if (!args.plot.empty()) {
     PlotOptions plot;
     plot.title = fmt::format("prunekv eval: fidelity against prompt blocks freed, {} on {} requests", model->config.name,

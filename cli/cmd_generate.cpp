@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/commands.h"
 #include "cli/engine_options.h"
 #include "cli/progress.h"
 #include "common/check.h"
@@ -80,6 +81,8 @@ int run_generate(const GenerateArgs& args) {
   defaults.ignore_eos = args.ignore_eos;
   BatchInput input = read_batch_file(args.input, defaults);
   std::vector<ParsedLine>& lines = input.lines;
+  if (lines.empty())
+    throw InputError(fmt::format("--input {}: expected at least one request, found none", args.input));
   const auto shard = select_shard(args.num_shards, args.shard_index, process_env);
   ShardRun run({args.input, args.output, shard, args.resume}, input);
   const std::vector<size_t>& pending = run.pending();
@@ -90,8 +93,14 @@ int run_generate(const GenerateArgs& args) {
 
   const auto model = load_model_for(args.engine);
   TransformerRunner runner(*model, args.engine.num_threads());
+  log->info("generate: {} requests, {} worker threads", pending.size(), args.engine.num_threads());
 
-  JsonlWriter writer(run.output_path(), run.appends());
+  // A resumable run (sharded, or resumed) keeps each record under the final name as it is written,
+  // so a crash loses nothing a --resume cannot pick up; a plain run writes a temporary file and
+  // renames it into place at the end.
+  JsonlWriter writer(run.output_path(), run.appends() ? OutputFile::Mode::kAppend
+                                        : shard         ? OutputFile::Mode::kInPlace
+                                                        : OutputFile::Mode::kReplace);
   OrderedRecords records(writer, pending.size());
   ProgressReporter progress(pending.size(), !args.quiet);
   ProgressSnapshot snapshot;
@@ -126,10 +135,11 @@ int run_generate(const GenerateArgs& args) {
         return;
       }
       ++snapshot.num_done;
-      num_prompt_tokens += output.num_prompt_tokens;
       if (output.finish_reason == FinishReason::kError) {
         ++num_failed;
         log->warn("request {}: {}", output.id, output.error);
+      } else {
+        num_prompt_tokens += output.num_prompt_tokens;  // served prompts only: a rejected one did no work
       }
       run.count_record(output.finished());
       records.set(k, batch_output_record(input.format, lines[pending[k]].id, output, model_name));
@@ -140,21 +150,21 @@ int run_generate(const GenerateArgs& args) {
   records.write_ready();
   progress.finish(snapshot);
   PKV_CHECK(records.all_written(), "generate: {} lines to serve, not every one got a record", pending.size());
-  writer.flush();
+  writer.commit();
   run.finish();
 
   const EngineStats& stats = engine.stats();
   const double elapsed = clock.seconds();
   const size_t num_output_tokens = stats.num_output_tokens;
   log->info(
-      "generate: {} requests ({} failed), {} prompt tokens, {} output tokens in {:.2f} s: {:.1f} output "
+      "generate: {} of {} requests failed; {} prompt tokens, {} output tokens in {:.2f} s: {:.1f} output "
       "tok/s, "
       "{:.1f} total tok/s; peak KV blocks {}/{}, {} preemptions, {} blocks freed by pruning",
-      pending.size(), num_failed, num_prompt_tokens, num_output_tokens, elapsed,
+      num_failed, pending.size(), num_prompt_tokens, num_output_tokens, elapsed,
       static_cast<double>(num_output_tokens) / elapsed,
       static_cast<double>(num_prompt_tokens + num_output_tokens) / elapsed, stats.peak_blocks_used,
       engine.pool().num_total_blocks(), stats.num_preemptions, stats.blocks_freed_by_pruning);
-  return 0;
+  return num_failed == 0 ? 0 : kExitSomeRequestsFailed;
 }
 
 }  // namespace
@@ -166,7 +176,9 @@ Command generate_command() {
       "generate",
       [args](CLI::App& app) {
         auto* cmd =
-            app.add_subcommand("generate", "serve a JSONL file of requests offline, results in input order");
+            app.add_subcommand("generate",
+                               "serve a JSONL file of requests offline, results in input order; exits 0 when every "
+                               "request was served, 3 when some failed (each has an error record), 1 on bad input");
         add_engine_options(*cmd, args->engine);
         cmd->add_option("--input,-i", args->input, "JSONL requests, one per line, or - for stdin")
             ->required();

@@ -7,6 +7,7 @@
 #include "cli/command_registry.h"
 #include "common/build_info.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "common/log.h"
 
 namespace prunekv::cli {
@@ -69,10 +70,12 @@ int run_cli(std::vector<std::string> args) {
       std::fputs(app.help().c_str(), stdout);
       return 0;
     }
+    int code = 0;
     for (auto* sub : app.get_subcommands())
       for (auto& command : commands)
-        if (command.name == sub->get_name()) return command.run();
-    return 0;
+        if (command.name == sub->get_name()) code = command.run();
+    check_stdout();  // results printed to a full disk are lost results
+    return code;
   } catch (const Error& e) {
     log::get("cli")->error("{}", e.what());
     return 1;

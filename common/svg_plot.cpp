@@ -4,10 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 
-#include "common/error.h"
+#include "common/output_file.h"
 
 namespace prunekv {
 namespace {
@@ -176,10 +175,7 @@ std::string render_svg_plot(std::span<const PlotPanel> panels, const PlotOptions
 }
 
 void write_svg_plot(const std::string& path, std::span<const PlotPanel> panels, const PlotOptions& options) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw ConfigError(fmt::format("plot file '{}': cannot open it for writing", path));
-  out << render_svg_plot(panels, options);
-  if (!out) throw ConfigError(fmt::format("plot file '{}': write failed", path));
+  write_output_file(path, "--plot", render_svg_plot(panels, options));
 }
 
 }  // namespace prunekv

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -178,11 +179,15 @@ ParsedLine parse_request_record(std::string_view text, size_t line_number, const
 
 std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults) {
   if (path == "-") return read_request_lines(std::cin, defaults);
+  std::error_code ec;
   std::ifstream in(path);
-  if (!in)
+  // A folder opens as an empty stream on Linux: it would read as a file with no requests.
+  if (!in || std::filesystem::is_directory(path, ec))
     throw InputError(
         fmt::format("--input: cannot open \"{}\": expected a readable JSONL file or - for stdin", path));
-  return read_request_lines(in, defaults);
+  std::vector<ParsedLine> lines = read_request_lines(in, defaults);
+  if (in.bad()) throw InputError(fmt::format("--input \"{}\": read failed", path));
+  return lines;
 }
 
 std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults) {
@@ -221,22 +226,15 @@ nlohmann::ordered_json error_record(const json& id, std::string_view message) {
   return nlohmann::ordered_json{{"id", id}, {"error", message}};
 }
 
-JsonlWriter::JsonlWriter(const std::string& path, bool append) : out_(&std::cout) {
-  if (path == "-") return;
-  file_ = std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc);
-  if (!*file_)
-    throw InputError(
-        fmt::format("--output: cannot create \"{}\": expected a writable path or - for stdout", path));
-  out_ = file_.get();
-}
-
-JsonlWriter::~JsonlWriter() { out_->flush(); }
+JsonlWriter::JsonlWriter(const std::string& path, OutputFile::Mode mode) : out_(path, "--output", mode) {}
 
 void JsonlWriter::write(const nlohmann::ordered_json& record) {
   // Invalid UTF-8 in generated text (a byte token cut mid-character) is replaced, not fatal.
-  *out_ << record.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  out_.write(record.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + '\n');
 }
 
-void JsonlWriter::flush() { out_->flush(); }
+void JsonlWriter::flush() { out_.flush(); }
+
+void JsonlWriter::commit() { out_.commit(); }
 
 }  // namespace prunekv

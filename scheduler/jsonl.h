@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/output_file.h"
 #include "model/sampler.h"
 #include "scheduler/request.h"
 
@@ -67,22 +68,21 @@ nlohmann::ordered_json output_record(const nlohmann::json& id, const RequestOutp
 // {"id", "error"}.
 nlohmann::ordered_json error_record(const nlohmann::json& id, std::string_view message);
 
-// Writes one compact JSON object per line to a file, or stdout when path is "-".
+// Writes one compact JSON object per line to a file, or stdout when path is "-", through an
+// OutputFile: records reach the final name only at commit(); every write is checked.
 class JsonlWriter {
  public:
-  // Throws InputError when the file cannot be created. `append` keeps what the file holds
-  // (generate --resume).
-  explicit JsonlWriter(const std::string& path, bool append = false);
-  ~JsonlWriter();
-  JsonlWriter(const JsonlWriter&) = delete;
-  JsonlWriter& operator=(const JsonlWriter&) = delete;
+  // Throws Error when the file cannot be created. `mode` kInPlace / kAppend put each record under
+  // the final name as it is flushed (a sharded or resumed generate).
+  explicit JsonlWriter(const std::string& path, OutputFile::Mode mode = OutputFile::Mode::kReplace);
 
   void write(const nlohmann::ordered_json& record);
   void flush();
+  // Every record is written and the file is in place; throws Error naming the file otherwise.
+  void commit();
 
  private:
-  std::ostream* out_;
-  std::unique_ptr<std::ostream> file_;
+  OutputFile out_;
 };
 
 }  // namespace prunekv

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/byte_size.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/output_file.h"
 #include "common/svg_plot.h"
 #include "common/text.h"
 #include "model/model_shape.h"
@@ -128,26 +128,24 @@ void write_json(const std::string& path, const std::vector<SimulationResult>& re
                      {"p99_tpot_ms", r.tpot.p99 * 1e3},
                      {"num_steps", r.num_steps}});
   }
-  std::ofstream out(path);
-  if (!out) throw ConfigError(fmt::format("--output-json: cannot write '{}'", path));
-  out << array.dump(2) << "\n";
+  write_output_file(path, "--output-json", array.dump(2) + "\n");
 }
 
 void write_timeline(const std::string& path, const std::vector<SimulationResult>& results) {
-  std::ofstream out(path);
-  if (!out) throw ConfigError(fmt::format("--timeline: cannot write '{}'", path));
-  out << "policy,step,time,duration,num_running,num_waiting,num_scheduled,num_prefill_tokens,num_decode_tokens,"
-         "num_admitted,num_finished,num_preemptions,num_pruned,blocks_freed_by_pruning,blocks_used,blocks_free,"
-         "peak_blocks_used,num_waiting_arrived\n";
+  std::string out =
+      "policy,step,time,duration,num_running,num_waiting,num_scheduled,num_prefill_tokens,num_decode_tokens,"
+      "num_admitted,num_finished,num_preemptions,num_pruned,blocks_freed_by_pruning,blocks_used,blocks_free,"
+      "peak_blocks_used,num_waiting_arrived\n";
   for (const auto& r : results)
     for (size_t i = 0; i < r.timeline.size(); ++i) {
       const StepStats& s = r.timeline[i];
-      out << fmt::format("{},{},{:.6f},{:.6f},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.policy, s.step, s.time,
+      out += fmt::format("{},{},{:.6f},{:.6f},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.policy, s.step, s.time,
                          s.duration, s.num_running, s.num_waiting, s.num_scheduled, s.num_prefill_tokens,
                          s.num_decode_tokens, s.num_admitted, s.num_finished, s.num_preemptions, s.num_pruned,
                          s.blocks_freed_by_pruning, s.blocks_used, s.blocks_free, s.peak_blocks_used,
                          r.timeline_waiting_arrived[i]);
     }
+  write_output_file(path, "--timeline", out);
 }
 
 void write_plot(const std::string& path, const std::vector<SimulationResult>& results, const std::string& title) {

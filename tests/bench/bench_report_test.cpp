@@ -41,7 +41,7 @@ TEST(BenchReport, SummarisesARun) {
   EXPECT_EQ(r.num_prompt_tokens, 30u);
   EXPECT_EQ(r.num_output_tokens, 15u);
   EXPECT_EQ(r.total_num_tokens(), 45u);
-  EXPECT_DOUBLE_EQ(r.requests_per_second(), 2.0);
+  EXPECT_DOUBLE_EQ(r.requests_per_second(), 1.5);  // the 3 served requests in 2 s; the failed one did no work
   EXPECT_DOUBLE_EQ(r.tokens_per_second(), 22.5);
   EXPECT_DOUBLE_EQ(r.output_tokens_per_second(), 7.5);
   EXPECT_NEAR(r.mean_kv_kept_fraction, 2.0 / 3.0, 1e-12);
@@ -62,7 +62,7 @@ TEST(BenchReport, SummarisesARun) {
 
 TEST(BenchReport, TextHasVllmThroughputLine) {
   const std::string text = bench_text(two_second_run("full"));
-  EXPECT_NE(text.find("Throughput: 2.00 requests/s, 22.50 total tokens/s, 7.50 output tokens/s"),
+  EXPECT_NE(text.find("Throughput: 1.50 requests/s, 22.50 total tokens/s, 7.50 output tokens/s"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("Total num prompt tokens:  30"), std::string::npos);
@@ -88,6 +88,7 @@ TEST(BenchReport, JsonHasExactlyTheIssueFieldNames) {
   const std::vector<std::string> issue_fields{"policy",
                                               "elapsed_time",
                                               "num_requests",
+                                              "num_failed_requests",
                                               "total_num_tokens",
                                               "requests_per_second",
                                               "tokens_per_second",

@@ -9,10 +9,12 @@ namespace {
 const std::string kModel = "synthetic:stories260K";
 
 // `generate` over `input` with room for every request; its output records.
-std::vector<nlohmann::json> generate_records(const std::string& input, const std::string& output) {
+// Exits 3 (some failed) when any line is bad.
+std::vector<nlohmann::json> generate_records(const std::string& input, const std::string& output,
+                                             int expected_exit = cli::kExitSomeRequestsFailed) {
   EXPECT_EQ(run_prunekv({"--log-level", "off", "generate", "--model", kModel, "--input", input, "--output",
                          output, "--kv-blocks", "4000", "--ignore-eos", "-q"}),
-            0);
+            expected_exit);
   return read_jsonl_file(output);
 }
 

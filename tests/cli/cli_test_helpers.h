@@ -1,7 +1,10 @@
 #pragma once
 // Helpers for the CLI tests: run `prunekv ...` in-process, per-test temporary files, JSONL reading.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -51,6 +54,21 @@ inline std::string run_prunekv_stdout(std::vector<std::string> args, int* exit_c
   ::testing::internal::CaptureStdout();
   *exit_code = run_prunekv(std::move(args));
   return ::testing::internal::GetCapturedStdout();
+}
+
+// Runs the CLI with its stdout sent to `path` (e.g. /dev/full); returns the exit code.
+inline int run_prunekv_stdout_to(const std::string& path, std::vector<std::string> args) {
+  std::fflush(stdout);
+  const int saved = ::dup(1);
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ::dup2(fd, 1);
+  ::close(fd);
+  const int code = run_prunekv(std::move(args));
+  std::fflush(stdout);
+  std::clearerr(stdout);
+  ::dup2(saved, 1);
+  ::close(saved);
+  return code;
 }
 
 }  // namespace prunekv::testing

@@ -1,0 +1,109 @@
+// Nothing fails silently: lost writes, exit statuses and summaries, inputs that are not requests,
+// through the CLI in-process on the synthetic stories260K shape (context 512, no files needed).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "tests/cli/cli_test_helpers.h"
+
+namespace prunekv::testing {
+namespace {
+
+const std::string kModel = "synthetic:stories260K";
+
+// A prompt_tokens array of n ids, for lines that must fit, or not fit, the 512-token context.
+std::string prompt_of(size_t n) {
+  std::string out = "[1";
+  for (size_t t = 1; t < n; ++t) out += ", " + std::to_string(2 + t % 200);
+  return out + "]";
+}
+
+std::vector<std::string> generate_args(const std::string& input, const std::string& output,
+                                       std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--log-level", "off", "generate", "--model", kModel, "--input", input,
+                                   "--output", output, "--kv-blocks", "400", "-q"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::vector<std::string> bench_args(const std::string& input, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--log-level", "off",        "bench", "--model", kModel, "--input",
+                                   input,         "--kv-blocks", "400",  "--no-warmup"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+TEST(CliLostWrites, GenerateToAFullDeviceExitsNonZero) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const std::string input = cli_temp_path("in.jsonl");
+  write_text_file(input, "{\"id\": \"a\", \"prompt_tokens\": [1, 2, 3], \"max_tokens\": 2}\n");
+  EXPECT_EQ(run_prunekv(generate_args(input, "/dev/full")), 1);
+  EXPECT_EQ(run_prunekv_stdout_to("/dev/full", generate_args(input, "-")), 1);
+  EXPECT_EQ(run_prunekv(generate_args(input, cli_temp_path("out.jsonl"))), 0);  // the same run, written
+}
+
+TEST(CliLostWrites, BenchJsonAndPlotToAFullDeviceExitNonZero) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const std::string input = cli_temp_path("in.jsonl");
+  write_text_file(input, "{\"prompt_tokens\": [1, 2, 3], \"max_tokens\": 2}\n");
+  int rc = -1;
+  run_prunekv_stdout(bench_args(input, {"--output-json", "/dev/full"}), &rc);
+  EXPECT_EQ(rc, 1);
+  run_prunekv_stdout(bench_args(input, {"--plot", "/dev/full"}), &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(run_prunekv_stdout_to("/dev/full", bench_args(input)), 1);
+}
+
+TEST(CliExitStatus, GenerateExitsThreeWhenSomeRequestsFailedAndWritesTheRest) {
+  const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
+  write_text_file(input, "{\"id\": \"ok\", \"prompt_tokens\": [1, 2, 3], \"max_tokens\": 2}\n"
+                         "{\"id\": \"long\", \"prompt_tokens\": " + prompt_of(600) + "}\n");
+  EXPECT_EQ(run_prunekv(generate_args(input, output)), cli::kExitSomeRequestsFailed);
+  const auto records = read_jsonl_file(output);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0]["output_tokens"].size(), 2u);
+  EXPECT_TRUE(records[1].contains("error"));
+}
+
+TEST(CliExitStatus, BenchCountsOnlyServedRequestsAndFailsWhenNoneWas) {
+  const std::string input = cli_temp_path("in.jsonl"), json_path = cli_temp_path("bench.json");
+  write_text_file(input, "{\"prompt_tokens\": [1, 2, 3], \"max_tokens\": 2}\n"
+                         "{\"prompt_tokens\": " + prompt_of(600) + ", \"max_tokens\": 2}\n");
+  int rc = -1;
+  const std::string out = run_prunekv_stdout(bench_args(input, {"--output-json", json_path}), &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("num_failed_requests: 1 of 2"), std::string::npos) << out;
+  const auto json = nlohmann::json::parse(read_text_file(json_path));
+  EXPECT_EQ(json[0]["num_failed_requests"], 1);
+  EXPECT_EQ(json[0]["total_num_tokens"], 3 + 2);  // the rejected 600-token prompt is not throughput
+  EXPECT_NEAR(json[0]["requests_per_second"].get<double>() * json[0]["elapsed_time"].get<double>(), 1.0, 1e-6);
+
+  write_text_file(input, "{\"prompt_tokens\": " + prompt_of(600) + ", \"max_tokens\": 2}\n");
+  run_prunekv_stdout(bench_args(input), &rc);
+  EXPECT_EQ(rc, 1) << "a bench where every request failed measured nothing";
+}
+
+TEST(CliValidation, BenchValidatesSamplingFlagsAsGenerateDoes) {
+  const std::string input = cli_temp_path("in.jsonl");
+  write_text_file(input, "{\"prompt_tokens\": [1, 2, 3], \"max_tokens\": 2}\n");
+  int rc = -1;
+  run_prunekv_stdout(bench_args(input, {"--temperature", "-1"}), &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(run_prunekv(generate_args(input, cli_temp_path("out.jsonl"), {"--temperature", "-1"})), 1);
+}
+
+TEST(CliInput, AFolderOrAnInputWithoutRequestsIsAnError) {
+  const std::string dir = cli_temp_path("dir"), empty = cli_temp_path("empty.jsonl");
+  std::filesystem::create_directories(dir);
+  write_text_file(empty, "\n  \n");
+  EXPECT_EQ(run_prunekv(generate_args(dir, cli_temp_path("out.jsonl"))), 1);
+  EXPECT_EQ(run_prunekv(generate_args(empty, cli_temp_path("out.jsonl"))), 1);
+  int rc = -1;
+  run_prunekv_stdout(bench_args(dir), &rc);
+  EXPECT_EQ(rc, 1);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace prunekv::testing
