@@ -17,7 +17,7 @@ namespace prunekv::bench {
 std::vector<RequestSpec> fidelity_eval_requests(const FidelityEvalOptions& args) {
   RequestDefaults defaults;
   defaults.max_tokens = args.max_tokens != 0 ? args.max_tokens : 256;
-  std::vector<RequestSpec> specs = read_all_requests(args.input, defaults);
+  std::vector<RequestSpec> specs = read_all_requests(args.input, defaults, args.read);
   for (auto& spec : specs) {
     spec.sampling = SamplingParams{};  // greedy: temperature 0
     if (args.max_tokens != 0) spec.max_tokens = std::min(spec.max_tokens, args.max_tokens);

@@ -10,6 +10,7 @@
 #include "bench/eval_report.h"
 #include "model/model.h"
 #include "scheduler/engine_config.h"
+#include "scheduler/jsonl.h"
 #include "scheduler/request.h"
 #include "scheduler/transformer_runner.h"
 
@@ -34,6 +35,7 @@ struct FidelityEvalOptions {
   std::vector<double> sweep_ratios;
   std::string input;                  // JSONL requests (the golden file works as is)
   uint32_t max_tokens = 0;            // cap on every request's max_tokens; 0 = each line's own (or 256)
+  ReadOptions read;                   // --strict, --max-line-bytes
 };
 
 inline constexpr double kDefaultSweepRatios[] = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95};

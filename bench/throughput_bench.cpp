@@ -51,7 +51,7 @@ std::vector<RequestSpec> random_requests(const ThroughputBenchOptions& args, con
 std::vector<RequestSpec> file_requests(const ThroughputBenchOptions& args) {
   RequestDefaults defaults;
   defaults.max_tokens = args.output_len != 0 ? args.output_len : 256;
-  std::vector<RequestSpec> specs = read_all_requests(args.input, defaults);
+  std::vector<RequestSpec> specs = read_all_requests(args.input, defaults, args.read);
   if (args.output_len != 0)
     for (auto& spec : specs) spec.max_tokens = args.output_len;
   return specs;

@@ -16,6 +16,7 @@
 #include "bench/bench_report.h"
 #include "model/model.h"
 #include "scheduler/engine_config.h"
+#include "scheduler/jsonl.h"
 #include "scheduler/request.h"
 #include "scheduler/transformer_runner.h"
 
@@ -30,6 +31,7 @@ struct ThroughputBenchOptions {
   size_t num_prompts = 0;
   uint32_t input_len = 0;
   uint32_t output_len = 0;  // with `input`: overrides each line's max_tokens when set
+  ReadOptions read;         // --strict, --max-line-bytes
   float temperature = 0.0f;
   bool verify = false;  // rerun a sample with the full cache and report greedy agreement
   size_t verify_samples = 8;

@@ -31,6 +31,7 @@ struct BenchArgs {
   size_t verify_samples = 8;
   std::string plot;
   bool no_warmup = false;
+  ReadOptions read;
   size_t repetitions = 1;
 };
 
@@ -40,6 +41,7 @@ int run_bench(const BenchArgs& args) {
   options.policies = args.engine.policy_list();
   options.seed = args.engine.seed;
   options.input = args.input;
+  options.read = args.read;
   options.num_prompts = args.num_prompts;
   options.input_len = args.input_len;
   options.output_len = args.output_len;
@@ -86,6 +88,7 @@ Command bench_command() {
         add_engine_options(
             *cmd, args->engine,
             EngineOptionSet{.policy = true, .policy_list = true, .admission = true, .seed = true});
+        add_input_options(*cmd, args->read);
         auto* input =
             cmd->add_option("--input,-i", args->input, "JSONL requests (their prompts and max_tokens)");
         cmd->add_option("--num-prompts", args->num_prompts, "random prompts to generate")->excludes(input);

@@ -26,6 +26,7 @@ struct EvalArgs {
   std::vector<std::string> sweep;
   std::vector<double> ratios{std::begin(bench::kDefaultSweepRatios), std::end(bench::kDefaultSweepRatios)};
   std::string plot;
+  ReadOptions read;
 };
 
 int run_eval(const EvalArgs& args) {
@@ -33,6 +34,7 @@ int run_eval(const EvalArgs& args) {
   options.engine = args.engine.engine_config();
   options.policies = args.engine.policy_list();
   options.input = args.input;
+  options.read = args.read;
   options.max_tokens = args.max_tokens;
   options.sweep_families = args.sweep;
   options.sweep_ratios = args.ratios;
@@ -70,6 +72,7 @@ Command eval_command() {
         add_engine_options(
             *cmd, args->engine,
             EngineOptionSet{.policy = false, .policy_list = true, .admission = true, .seed = false});
+        add_input_options(*cmd, args->read);
         cmd->add_option("--policies,--policy", args->engine.policy,
                         "pruning policies to compare with the full cache, comma-separated")
             ->capture_default_str();

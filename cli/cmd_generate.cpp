@@ -41,6 +41,7 @@ struct GenerateArgs {
   std::optional<uint32_t> num_shards;
   std::optional<uint32_t> shard_index;
   bool resume = false;
+  ReadOptions read;
 };
 
 // Writes records as soon as every earlier line has one, so output streams in input order.
@@ -79,7 +80,7 @@ int run_generate(const GenerateArgs& args) {
   defaults.sampling.validate();
   defaults.stop = args.stop;
   defaults.ignore_eos = args.ignore_eos;
-  BatchInput input = read_batch_file(args.input, defaults);
+  BatchInput input = read_batch_file(args.input, defaults, args.read);
   std::vector<ParsedLine>& lines = input.lines;
   if (lines.empty())
     throw InputError(fmt::format("--input {}: expected at least one request, found none", args.input));
@@ -180,6 +181,7 @@ Command generate_command() {
                                "serve a JSONL file of requests offline, results in input order; exits 0 when every "
                                "request was served, 3 when some failed (each has an error record), 1 on bad input");
         add_engine_options(*cmd, args->engine);
+        add_input_options(*cmd, args->read);
         cmd->add_option("--input,-i", args->input, "JSONL requests, one per line, or - for stdin")
             ->required();
         cmd->add_option("--output,-o", args->output, "JSONL results, or - for stdout")->capture_default_str();

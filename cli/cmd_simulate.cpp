@@ -31,7 +31,7 @@ Command simulate_command() {
     sub->add_option("--model-shape", o.model_shape, "Llama-3-8B, Llama-3-70B, Mistral-7B, Qwen2.5-7B, or a GGUF / llama2.c file")
         ->required();
     sub->add_option("--device", o.device, "A100-80GB, H100, H200, cpu (this engine, timed now), or a JSON profile")->capture_default_str();
-    sub->add_option("--threads,-t", args->threads, "cpu: worker threads of the engine to calibrate (default: all hardware threads)");
+    add_threads_option(*sub, args->threads, "cpu: worker threads of the engine to calibrate (default: all hardware threads)");
     sub->add_option("--kv-memory", o.kv_memory, "KV pool size, e.g. 60GiB")->required();
     sub->add_option("--kv-dtype", o.kv_dtype, "KV element type: fp16 or fp32")->capture_default_str();
     sub->add_option("--block-size", o.block_size, "tokens per KV block")->capture_default_str();

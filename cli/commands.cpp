@@ -12,6 +12,18 @@
 
 namespace prunekv::cli {
 namespace {
+// Unsigned flags refuse a minus sign: CLI11 would read --max-num-seqs -1 as 2^64 - 1.
+void refuse_negative_unsigned(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    for (CLI::Option* option : sub->get_options())
+      if (option->get_type_name() == "UINT")
+        option->check(CLI::Validator(
+            [](std::string& value) -> std::string {
+              return value.starts_with('-') ? "expected a number >= 0, found " + value : "";
+            },
+            "", "non-negative"));
+}
+
 std::vector<Command>& registered() {
   static std::vector<Command> commands = all_commands();
   return commands;
@@ -59,6 +71,7 @@ int run_cli(std::vector<std::string> args) {
   // Fresh command state per call, so repeated in-process runs (tests) never see old values.
   std::vector<Command> commands = all_commands();
   for (auto& command : commands) command.add(app);
+  refuse_negative_unsigned(app);
   try {
     app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::ParseError& e) {

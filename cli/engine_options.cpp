@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -10,6 +11,7 @@
 #include "common/log.h"
 #include "model/model_shape.h"
 #include "policies/pruning_policy.h"
+#include "scheduler/jsonl.h"
 
 namespace prunekv::cli {
 
@@ -72,11 +74,37 @@ void add_policy_help_flag(CLI::App& command) {
       "list the pruning policies and their parameters, then exit");
 }
 
+namespace {
+// For counts where 0 means nothing at all (--kv-blocks 0 is a pool with no block).
+CLI::Validator at_least_one() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        return value.find_first_not_of("0") == std::string::npos ? "expected a number >= 1, found " + value : "";
+      },
+      "", "at least one");
+}
+}  // namespace
+
+void add_input_options(CLI::App& command, ReadOptions& options) {
+  command.add_flag("--strict", options.strict, "an unknown JSONL field is an error for its line (default: a warning)");
+  command
+      .add_option("--max-line-bytes", options.max_line_bytes,
+                  "a longer JSONL line is an error for that line, read without holding it whole")
+      ->check(at_least_one())
+      ->capture_default_str();
+}
+
+void add_threads_option(CLI::App& command, int& threads, const std::string& description) {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  command.add_option("--threads,-t", threads, description)->check(CLI::Range(1, static_cast<int>(hw * 4)));
+}
+
 void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionSet set) {
   command.add_option("--model,-m", options.model, "model file (GGUF or llama2.c .bin) or synthetic:NAME")
       ->required();
   command.add_option("--tokenizer", options.tokenizer, "llama2.c tokenizer.bin (GGUF files carry their own)");
-  auto* blocks = command.add_option("--kv-blocks", options.kv_blocks, "KV pool size in blocks");
+  auto* blocks =
+      command.add_option("--kv-blocks", options.kv_blocks, "KV pool size in blocks")->check(at_least_one());
   command
       .add_option("--kv-memory", options.kv_memory,
                   fmt::format("KV pool size, e.g. 512MiB, 2GiB (default {})", kDefaultKvMemory))
@@ -88,13 +116,22 @@ void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionS
       ->capture_default_str();
   command.add_option("--max-num-batched-tokens", options.max_num_batched_tokens, "tokens per engine step")
       ->capture_default_str();
-  command.add_option("--threads,-t", options.threads, "worker threads (default: all hardware threads)");
+  add_threads_option(command, options.threads, "worker threads (default: all hardware threads)");
   if (set.policy) {
-    command
-        .add_option("--policy", options.policy,
-                    set.policy_list ? "pruning policies, comma-separated (see --policy-help)"
-                                    : "pruning policy (see --policy-help)")
-        ->capture_default_str();
+    auto* policy = command
+                       .add_option("--policy", options.policy,
+                                   set.policy_list ? "pruning policies, comma-separated (see --policy-help)"
+                                                   : "pruning policy (see --policy-help)")
+                       ->capture_default_str();
+    // A spec's own parameters use ':' and '=': a comma can only be a list this command cannot run.
+    if (!set.policy_list)
+      policy->check(
+          [](const std::string& value) -> std::string {
+            return value.find(',') == std::string::npos
+                       ? ""
+                       : "one policy expected (only bench and eval compare several): found \"" + value + "\"";
+          },
+          "POLICY");
     add_policy_help_flag(command);
   }
   if (set.admission)

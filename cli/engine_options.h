@@ -15,6 +15,9 @@
 namespace CLI {
 class App;
 }
+namespace prunekv {
+struct ReadOptions;
+}
 
 namespace prunekv::cli {
 
@@ -62,6 +65,13 @@ struct EngineOptionSet {
 // Declares the shared flags on `command`, bound to `options`, including --policy-help (prints
 // the policies and exits).
 void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionSet set = {});
+
+// Declares --strict and --max-line-bytes, how a JSONL --input is read, bound to `options`.
+void add_input_options(CLI::App& command, ReadOptions& options);
+
+// Declares --threads/-t, bound to `threads` (0 = every hardware thread); refuses values outside
+// 1..hardware threads x 4.
+void add_threads_option(CLI::App& command, int& threads, const std::string& description);
 
 // Declares --policy-help: prints every pruning policy with its parameters and exits.
 void add_policy_help_flag(CLI::App& command);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -22,16 +23,18 @@ BatchFormat batch_format_from_string(std::string_view name) {
   throw InputError(fmt::format("unknown batch format \"{}\": expected \"prunekv\" or \"openai-batch\"", name));
 }
 
-BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults) {
+BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults, const ReadOptions& options) {
   struct Line {
     size_t number;
     std::string text;
+    bool too_long;
   };
   std::vector<Line> lines;
   std::string text;
-  for (size_t line_number = 1; std::getline(in, text); ++line_number) {
+  bool too_long = false;
+  for (size_t line_number = 1; read_bounded_line(in, text, options.max_line_bytes, too_long); ++line_number) {
     if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (!is_blank_line(text)) lines.push_back({line_number, std::move(text)});
+    if (too_long || !is_blank_line(text)) lines.push_back({line_number, std::move(text), too_long});
   }
 
   // The first line that is a JSON object decides; a file of nothing but broken lines is
@@ -46,12 +49,19 @@ BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults) {
     break;
   }
 
+  RequestLineParser parser(options);
   for (const Line& line : lines) {
     const json object = json::parse(line.text, nullptr, /*allow_exceptions=*/false);
     const bool other_format = input.format == BatchFormat::kPrunekv && looks_like_openai_batch_line(object);
-    ParsedLine parsed = input.format == BatchFormat::kOpenAiBatch
-                            ? parse_openai_batch_line(line.text, line.number, defaults)
-                            : parse_request_record(line.text, line.number, defaults);
+    ParsedLine parsed;
+    if (input.format == BatchFormat::kPrunekv) {
+      parsed = parser.parse(line.text, line.number, line.too_long, defaults);
+    } else if (line.too_long) {
+      parsed = parser.parse(line.text, line.number, true, defaults);  // the length error, whatever the format
+    } else {
+      parsed = parse_openai_batch_line(line.text, line.number, defaults);
+      parser.note_id(parsed.id, line.number);
+    }
     if (other_format) {
       parsed.spec.reset();
       parsed.error = fmt::format(
@@ -64,13 +74,17 @@ BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults) {
   return input;
 }
 
-BatchInput read_batch_file(const std::string& path, const RequestDefaults& defaults) {
-  if (path == "-") return read_batch_text(std::cin, defaults);
+BatchInput read_batch_file(const std::string& path, const RequestDefaults& defaults, const ReadOptions& options) {
+  if (path == "-") return read_batch_text(std::cin, defaults, options);
+  std::error_code ec;
   std::ifstream in(path);
-  if (!in)
+  // A folder opens as an empty stream on Linux: it would read as a file with no requests.
+  if (!in || std::filesystem::is_directory(path, ec))
     throw InputError(
         fmt::format("--input: cannot open \"{}\": expected a readable JSONL file or - for stdin", path));
-  return read_batch_text(in, defaults);
+  BatchInput input = read_batch_text(in, defaults, options);
+  if (in.bad()) throw InputError(fmt::format("--input \"{}\": read failed", path));
+  return input;
 }
 
 nlohmann::ordered_json batch_output_record(BatchFormat format, const json& id, const RequestOutput& output,

@@ -26,9 +26,12 @@ struct BatchInput {
 };
 
 // Reads a file, or stdin when path is "-". Throws InputError when it cannot be opened.
-BatchInput read_batch_file(const std::string& path, const RequestDefaults& defaults);
+// Lines are read as scheduler/jsonl.h's RequestLineParser reads them (bounded length, unknown
+// fields, repeated ids). Throws InputError when it cannot be opened or is a folder.
+BatchInput read_batch_file(const std::string& path, const RequestDefaults& defaults,
+                           const ReadOptions& options = {});
 // The same over text already read (tests, and merge).
-BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults);
+BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults, const ReadOptions& options = {});
 
 // The record for a served request or for a line that could not be served, in `format`.
 // `model` names the model in OpenAI output bodies.

@@ -5,8 +5,11 @@
 //    "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": "s" | ["s", ...],
 //    "policy": "snapkv:0.5"}
 // Every field but the prompt is optional; "policy" overrides the engine's default for this
-// request. Fields not listed are ignored (a golden file with its expected outputs is valid
-// input). A bad line becomes an error for that line alone.
+// request. The fields of our own result and golden records ("text", "output_tokens",
+// "output_text", "finish_reason", ...) are known too, so a golden file is valid input; any other
+// field is warned about once per name (with a near-miss hint), or with ReadOptions::strict is an
+// error for its line. A line without an id gets "line-N". A bad line becomes an error for that
+// line alone; errors quote at most kMaxQuotedBytes of it.
 #include <cstddef>
 #include <cstdint>
 #include <istream>
@@ -16,6 +19,8 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/output_file.h"
@@ -33,9 +38,19 @@ struct RequestDefaults {
   std::string policy;  // empty = the engine's default
 };
 
+inline constexpr size_t kDefaultMaxLineBytes = size_t{16} << 20;
+// An error message quotes at most this much of a bad line (a 100 MB line is not echoed).
+inline constexpr size_t kMaxQuotedBytes = 200;
+
+// How a request file is read.
+struct ReadOptions {
+  bool strict = false;                          // an unknown field is an error for its line
+  size_t max_line_bytes = kDefaultMaxLineBytes;  // a longer line is an error for that line
+};
+
 struct ParsedLine {
   size_t line_number = 0;           // 1-based physical line in the input
-  nlohmann::json id;                // the line's "id" (string or integer), else line_number
+  nlohmann::json id;                // the line's "id" (string or integer), else "line-N"
   std::optional<RequestSpec> spec;  // absent when the line is bad
   std::string error;                // why the line is bad (an InputError message)
 };
@@ -43,24 +58,52 @@ struct ParsedLine {
 // Parses one line into a request; spec.id is the id as text. Throws InputError naming the line,
 // the field, what was expected and what was found (malformed JSON, no prompt, a wrong type, a
 // value out of range).
-RequestSpec parse_request_line(std::string_view line, size_t line_number, const RequestDefaults& defaults);
+// With options.strict, an unknown field is an error too.
+RequestSpec parse_request_line(std::string_view line, size_t line_number, const RequestDefaults& defaults,
+                               const ReadOptions& options = {});
 
 // The same over a parsed JSON value (the body of an OpenAI Batch line goes through here).
-RequestSpec parse_request_object(const nlohmann::json& object, size_t line_number, const RequestDefaults& defaults);
-// One non-blank line as a ParsedLine: its spec, or its error and the id to echo.
-ParsedLine parse_request_record(std::string_view text, size_t line_number, const RequestDefaults& defaults);
+RequestSpec parse_request_object(const nlohmann::json& object, size_t line_number, const RequestDefaults& defaults,
+                                 const ReadOptions& options = {});
 // Spaces, tabs and a CR only: such lines are skipped and are no request.
 bool is_blank_line(std::string_view text);
+// Reads one line (without its '\n') into `text`; false at the end of the input. A line longer
+// than max_bytes is read to its end but only its first max_bytes are kept, with `too_long` set,
+// so one huge line cannot take the process's memory.
+bool read_bounded_line(std::istream& in, std::string& text, size_t max_bytes, bool& too_long);
+
+// The lines of one request file, parsed in order with the file-wide checks: one warning per
+// unknown field name (an error for its line under options.strict) and one per repeated id.
+class RequestLineParser {
+ public:
+  explicit RequestLineParser(ReadOptions options);
+  // One non-blank line: its spec, or its error (quoting at most kMaxQuotedBytes) and the id to
+  // echo. `too_long`: the line was cut at options.max_line_bytes and is an error.
+  ParsedLine parse(std::string_view text, size_t line_number, bool too_long, const RequestDefaults& defaults);
+  // Counts an id parsed elsewhere (an OpenAI Batch line's custom_id) towards the repeat warning.
+  void note_id(const nlohmann::json& id, size_t line_number);
+  const ReadOptions& options() const { return options_; }
+
+ private:
+  ReadOptions options_;
+  std::unordered_set<std::string> warned_fields_;
+  std::unordered_map<std::string, size_t> first_line_of_id_;
+};
 
 // Reads every non-blank line of `in`; bad lines come back with their error instead of a spec.
-std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaults& defaults);
-// The same for a file, or stdin when path is "-". Throws InputError when the file cannot be opened.
-std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults);
+// Warns once per unknown field name and per duplicate id.
+std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaults& defaults,
+                                           const ReadOptions& options = {});
+// The same for a file, or stdin when path is "-". Throws InputError when the file cannot be
+// opened or is a folder.
+std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults,
+                                          const ReadOptions& options = {});
 // For runs whose figures would mislead over a silently shortened set (bench, eval): every line
 // must parse and there must be at least one. Throws InputError naming the file and the line.
 // These runs compare policies over the same requests, so a line's own "policy" gives way to
 // defaults.policy (with a warning).
-std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults);
+std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults,
+                                           const ReadOptions& options = {});
 
 // The output record of a served request: {"id", "text", "output_tokens", "num_prompt_tokens",
 // "finish_reason", "kv_kept_fraction", "ttft_ms"}; an engine error yields error_record().

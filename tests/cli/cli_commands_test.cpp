@@ -38,11 +38,11 @@ TEST(CliGenerate, MixedGoodAndBadLinesYieldOneRecordPerLineInOrder) {
   EXPECT_TRUE(records[0].contains("ttft_ms"));
   EXPECT_EQ(records[1]["id"], "b");
   EXPECT_TRUE(records[1].contains("error"));
-  EXPECT_EQ(records[2]["id"], 3);  // the line number
+  EXPECT_EQ(records[2]["id"], "line-3");  // named by its line
   EXPECT_NE(records[2]["error"].get<std::string>().find("malformed JSON"), std::string::npos);
   EXPECT_EQ(records[3]["id"], "c");  // too long for the context: an error record from the engine
   EXPECT_NE(records[3]["error"].get<std::string>().find("context"), std::string::npos);
-  EXPECT_EQ(records[4]["id"], 5);
+  EXPECT_EQ(records[4]["id"], "line-5");
   EXPECT_EQ(records[4]["output_tokens"].size(), 3u);
   EXPECT_EQ(records[5]["id"], "t");  // a text prompt on a model without a tokenizer
   EXPECT_TRUE(records[5].contains("error"));

@@ -105,5 +105,59 @@ TEST(CliInput, AFolderOrAnInputWithoutRequestsIsAnError) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CliValidation, UnknownFieldsWarnOnceAndStrictMakesThemLineErrors) {
+  const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
+  // A golden file's own fields (output_tokens, output_text, finish_reason) are known.
+  write_text_file(input,
+                  "{\"id\": \"a\", \"prompt_tokens\": [1, 2], \"max_token\": 3}\n"
+                  "{\"id\": \"b\", \"prompt_tokens\": [1, 2], \"max_tokens\": 2, \"output_tokens\": [4, 5], "
+                  "\"output_text\": \"x\", \"finish_reason\": \"length\"}\n");
+  EXPECT_EQ(run_prunekv(generate_args(input, output, {"--max-tokens", "1"})), 0);
+  auto records = read_jsonl_file(output);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0]["output_tokens"].size(), 1u) << "max_token is not max_tokens";
+  EXPECT_EQ(records[1]["output_tokens"].size(), 2u);
+
+  EXPECT_EQ(run_prunekv(generate_args(input, output, {"--strict"})), cli::kExitSomeRequestsFailed);
+  records = read_jsonl_file(output);
+  ASSERT_EQ(records.size(), 2u);
+  const std::string error = records[0].value("error", "");
+  EXPECT_NE(error.find("unknown field \"max_token\" (did you mean \"max_tokens\"?)"), std::string::npos) << error;
+  EXPECT_FALSE(records[1].contains("error")) << records[1];
+}
+
+TEST(CliValidation, FlagsOutOfRangeAreRefused) {
+  const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
+  write_text_file(input, "{\"prompt_tokens\": [1, 2], \"max_tokens\": 1}\n");
+  const auto rc = [&](std::vector<std::string> extra) { return run_prunekv(generate_args(input, output, extra)); };
+  EXPECT_NE(rc({"--policy", "full,dbudget"}), 0) << "generate serves under one policy";
+  EXPECT_NE(rc({"--max-num-seqs", "-1"}), 0);
+  EXPECT_NE(rc({"--max-tokens", "-5"}), 0);
+  EXPECT_NE(rc({"--max-line-bytes", "0"}), 0);
+  EXPECT_NE(rc({"-t", "0"}), 0);
+  EXPECT_NE(rc({"-t", "100000"}), 0);
+  EXPECT_EQ(rc({"-t", "1"}), 0);
+  EXPECT_NE(run_prunekv({"--log-level", "off", "generate", "--model", kModel, "--input", input, "--kv-blocks", "0"}),
+            0);
+  EXPECT_NE(run_prunekv({"--log-level", "off", "simulate", "--model-shape", "Llama-3-8B", "--kv-memory", "1GiB",
+                         "--num-requests", "-1"}),
+            0);
+}
+
+TEST(CliInput, ALineLongerThanMaxLineBytesFailsAloneAndIsQuotedShort) {
+  const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
+  const std::string huge = "{\"id\": \"big\", \"prompt\": \"" + std::string(100000, 'x') + "\"}";
+  write_text_file(input, huge + "\n{\"id\": \"ok\", \"prompt_tokens\": [1, 2], \"max_tokens\": 1}\n" +
+                             "{\"id\": \"bad\", \"prompt\": \"" + std::string(900, 'y') + "\n");  // unterminated
+  EXPECT_EQ(run_prunekv(generate_args(input, output, {"--max-line-bytes", "1000"})), cli::kExitSomeRequestsFailed);
+  const auto records = read_jsonl_file(output);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["id"], "line-1");  // not read whole, so not parsed for its id
+  EXPECT_NE(records[0]["error"].get<std::string>().find("--max-line-bytes"), std::string::npos);
+  EXPECT_EQ(records[1]["output_tokens"].size(), 1u);
+  for (const size_t i : {size_t{0}, size_t{2}})
+    EXPECT_LE(records[i]["error"].get<std::string>().size(), 260u) << records[i];
+}
+
 }  // namespace
 }  // namespace prunekv::testing

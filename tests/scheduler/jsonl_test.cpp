@@ -54,8 +54,9 @@ TEST(JsonlParsing, UsesDefaultsForFieldsALineOmits) {
   EXPECT_EQ(spec.policy, "dbudget");
 }
 
-TEST(JsonlParsing, LineWithoutIdGetsItsLineNumber) {
-  EXPECT_EQ(parse_request_line(R"({"prompt": "hi"})", 12, RequestDefaults{}).id, "12");
+TEST(JsonlParsing, LineWithoutIdGetsAStringNamingItsLine) {
+  // "line-12", never 12: a user's own integer id 12 on another line must not collide with it.
+  EXPECT_EQ(parse_request_line(R"({"prompt": "hi"})", 12, RequestDefaults{}).id, "line-12");
   EXPECT_EQ(parse_request_line(R"({"id": 7, "prompt": "hi"})", 12, RequestDefaults{}).id, "7");
 }
 
@@ -122,14 +123,14 @@ TEST(JsonlParsing, ReadsEveryLineKeepingBadOnesAsErrorsInOrder) {
   EXPECT_EQ(lines[0].id, "a");
   EXPECT_TRUE(lines[0].spec.has_value());
   EXPECT_EQ(lines[1].line_number, 3u);
-  EXPECT_EQ(lines[1].id, 3);  // unparseable: the line number
+  EXPECT_EQ(lines[1].id, "line-3");  // unparseable: named by its line
   EXPECT_FALSE(lines[1].spec.has_value());
   EXPECT_NE(lines[1].error.find("malformed JSON"), std::string::npos);
   EXPECT_EQ(lines[2].id, "b");  // a bad line whose JSON parsed keeps its id
   EXPECT_FALSE(lines[2].spec.has_value());
-  EXPECT_EQ(lines[3].id, 5);
+  EXPECT_EQ(lines[3].id, "line-5");
   ASSERT_TRUE(lines[3].spec.has_value());
-  EXPECT_EQ(lines[3].spec->id, "5");
+  EXPECT_EQ(lines[3].spec->id, "line-5");
 }
 
 TEST(JsonlParsing, MissingInputFileIsAnInputError) {
