@@ -93,6 +93,13 @@ int run_generate(const GenerateArgs& args) {
   const std::string model_name = std::filesystem::path(args.engine.model).filename().string();
 
   const auto model = load_model_for(args.engine);
+  // A tokenizer the file names but prunekv cannot run fails every text request alike: say so once.
+  if (!model->unusable_tokenizer.empty())
+    for (const ParsedLine& line : lines)
+      if (line.spec && line.spec->prompt_tokens.empty())
+        throw InputError(fmt::format("line {}: a text prompt needs the model's tokenizer, and {}: pass prompt_tokens "
+                                     "or a --tokenizer",
+                                     line.line_number, model->unusable_tokenizer));
   TransformerRunner runner(*model, args.engine.num_threads());
   log->info("generate: {} requests, {} worker threads", pending.size(), args.engine.num_threads());
 

@@ -1,5 +1,6 @@
 #include "model/gguf_loader.h"
 
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
@@ -87,7 +88,7 @@ class GgufModelBuilder {
   Model& model_;
 };
 
-std::optional<Tokenizer> read_gguf_tokenizer(const GgufReader& gguf, const Model& model) {
+std::optional<Tokenizer> read_gguf_tokenizer(const GgufReader& gguf, Model& model) {
   const std::string& path = gguf.path();
   auto tokens = gguf.get_string_array("tokenizer.ggml.tokens");
   if (!tokens) {
@@ -96,9 +97,10 @@ std::optional<Tokenizer> read_gguf_tokenizer(const GgufReader& gguf, const Model
   }
   const std::string kind = gguf.get_string("tokenizer.ggml.model").value_or("llama");
   if (kind != "llama") {
-    log::get("model")->warn("{}: tokenizer.ggml.model = '{}' is not supported (expected 'llama', SentencePiece); "
-                            "the model has no tokenizer",
-                            path, kind);
+    model.unusable_tokenizer = fmt::format(
+        "{}: tokenizer.ggml.model = '{}' is not supported (expected 'llama', SentencePiece)", path, kind);
+    log::get("model")->warn("{}; the model has no tokenizer: only prompt_tokens requests can run",
+                            model.unusable_tokenizer);
     return std::nullopt;
   }
   if (tokens->size() != model.config.vocab_size)
@@ -184,6 +186,17 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   }
   model->final_norm = builder.vector("output_norm.weight", dim);
   model->classifier = c.tied_classifier ? model->token_embedding : builder.matrix("output.weight", {dim, vocab});
+  // As llama.cpp: weights of a block past llama.block_count mean the count is wrong, not that
+  // the block may be skipped.
+  for (const GgufTensorInfo& tensor : gguf.tensors()) {
+    const std::string_view name = tensor.name;
+    uint64_t block = 0;
+    if (name.starts_with("blk.") &&
+        std::from_chars(name.data() + 4, name.data() + name.size(), block).ec == std::errc() &&
+        block >= c.num_layers)
+      throw FormatError(fmt::format("{}: tensor {} belongs to block {}, but llama.block_count = {}", path,
+                                    tensor.name, block, c.num_layers));
+  }
 
   const uint32_t bos = builder.optional_u32("tokenizer.ggml.bos_token_id", 1);
   const uint32_t eos = builder.optional_u32("tokenizer.ggml.eos_token_id", 2);

@@ -42,6 +42,9 @@ struct Model {
   const float* final_norm = nullptr;       // [dim]
   WeightView classifier;                   // [vocab][dim]; == token_embedding when tied
   std::optional<Tokenizer> tokenizer;      // absent for synthetic models without --tokenizer
+  // Why a file that names a tokenizer has none here ("tokenizer.ggml.model = 'gpt2' is not
+  // supported ..."): text requests are refused up front with it. Empty otherwise.
+  std::string unusable_tokenizer;
   TokenId bos_id = 1;
   TokenId eos_id = 2;
   // Tokens that end a generation: EOS, and BOS (llama2.c models emit BOS between stories).

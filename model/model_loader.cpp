@@ -24,6 +24,18 @@ bool has_gguf_magic(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
+// Without the magic a file is read as a llama2.c checkpoint (which has none); its errors say
+// so, and a .gguf file is not guessed at all.
+std::unique_ptr<Model> load_file_without_gguf_magic(const std::string& path, const LoadOptions& options) {
+  constexpr std::string_view kNotGguf = "not a GGUF file (its first 4 bytes are not \"GGUF\")";
+  if (path.ends_with(".gguf")) throw FormatError(fmt::format("{}: {}", path, kNotGguf));
+  try {
+    return detail::load_llama2c_model(path, options);
+  } catch (const FormatError& e) {
+    throw FormatError(fmt::format("{} (read as a llama2.c checkpoint: {})", e.what(), kNotGguf));
+  }
+}
+
 }  // namespace
 
 std::string Model::weight_summary() const {
@@ -65,7 +77,7 @@ std::unique_ptr<Model> load_model(std::string_view spec, const LoadOptions& opti
     model = detail::make_synthetic_model(spec.substr(kSyntheticPrefix.size()), options);
   } else {
     const std::string path(spec);
-    model = has_gguf_magic(path) ? detail::load_gguf_model(path, options) : detail::load_llama2c_model(path, options);
+    model = has_gguf_magic(path) ? detail::load_gguf_model(path, options) : load_file_without_gguf_magic(path, options);
   }
   ModelConfig& c = model->config;
   if (options.context_length != 0 && options.context_length != c.context_length) {

@@ -99,6 +99,8 @@ Tokenizer::Tokenizer(std::vector<std::string> pieces, std::vector<float> scores,
   // A piece listed twice keeps its lowest id.
   for (TokenId id = 0; id < n; ++id) index_.emplace(pieces_[static_cast<size_t>(id)], id);
   if (auto it = index_.find(" "); it != index_.end()) dummy_prefix_id_ = it->second;
+  // A merged token's piece is the text it covers; a byte token's piece (<0x41>) is longer than its byte.
+  for (const auto& piece : pieces_) max_token_bytes_ = std::max(max_token_bytes_, piece.size());
 }
 
 Tokenizer Tokenizer::from_llama2c_file(const std::string& path, uint32_t vocab_size) {
@@ -203,6 +205,14 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_bos) cons
     begin = i + 1;
   }
   merge_pairs(tokens);
+  return tokens;
+}
+
+std::optional<std::vector<TokenId>> Tokenizer::encode_at_most(std::string_view text, bool add_bos,
+                                                               size_t max_tokens) const {
+  if (text.size() > max_tokens * max_token_bytes_) return std::nullopt;
+  std::vector<TokenId> tokens = encode(text, add_bos);
+  if (tokens.size() > max_tokens) return std::nullopt;
   return tokens;
 }
 

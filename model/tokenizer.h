@@ -1,6 +1,7 @@
 #pragma once
 // SentencePiece-style BPE over a scored vocabulary (llama2.c tokenizer.bin or a GGUF "llama"
 // vocabulary): dummy-prefix space, greedy highest-score merges, byte fallback <0x00>..<0xFF>.
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,6 +28,10 @@ class Tokenizer {
   static TokenId find_byte_fallback_offset(const std::vector<std::string>& pieces);
 
   std::vector<TokenId> encode(std::string_view text, bool add_bos) const;
+  // encode(), or nothing when the text has more than max_tokens tokens. A text longer than
+  // max_tokens x the longest piece is refused before any work, so a 100 MB prompt costs no more
+  // than one that barely fits the context.
+  std::optional<std::vector<TokenId>> encode_at_most(std::string_view text, bool add_bos, size_t max_tokens) const;
   // The text one token adds after `prev` (llama2.c's decode: a leading space is dropped right
   // after BOS, byte tokens become their byte).
   std::string decode(TokenId prev, TokenId token) const;
@@ -46,6 +51,7 @@ class Tokenizer {
   TokenId eos_id_;
   TokenId byte_fallback_offset_;
   TokenId dummy_prefix_id_ = -1;  // the piece " ", prepended to non-empty text (-1: none)
+  size_t max_token_bytes_ = 4;    // text bytes one token covers at most: its piece's length (>= one UTF-8 char)
 
   // Appends the ids of one UTF-8 character (1-4 bytes): its piece, or its bytes' fallback ids.
   void append_char_tokens(std::string_view utf8_char, std::vector<TokenId>& tokens) const;

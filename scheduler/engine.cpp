@@ -136,7 +136,12 @@ std::string Engine::Impl::prepare(Request& request) {
   } else if (spec.prompt.empty()) {
     return "empty prompt: expected prompt text or prompt_tokens";
   } else if (const Tokenizer* tokenizer = runner.tokenizer()) {
-    request.tokens = tokenizer->encode(spec.prompt, /*add_bos=*/true);
+    // Stops at the context: a prompt that cannot fit is refused without tokenizing all of it.
+    auto tokens = tokenizer->encode_at_most(spec.prompt, /*add_bos=*/true, runner.context_length());
+    if (!tokens)
+      return fmt::format("prompt ({} bytes of text) has more tokens than the model context of {}", spec.prompt.size(),
+                         runner.context_length());
+    request.tokens = std::move(*tokens);
   } else {
     return "text prompt given but the model has no tokenizer: pass prompt_tokens or a tokenizer";
   }

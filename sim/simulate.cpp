@@ -190,7 +190,6 @@ SimulateRun simulate(const SimulateOptions& o) {
   auto log = log::get("sim");
   SimulationConfig config;
   config.model = model_shape(o.model_shape);
-  config.device = simulation_device(o);
   config.kv_dtype = parse_kv_dtype(o.kv_dtype);
   config.kv_memory_bytes = parse_kv_memory(o.kv_memory);
   config.block_size = o.block_size;
@@ -206,7 +205,16 @@ SimulateRun simulate(const SimulateOptions& o) {
 
   std::vector<SimulatedRequest> requests =
       o.trace.empty() ? generate_workload({o.num_requests, o.arrival, o.prompt_len, o.output_len, o.seed}) : read_trace(o.trace);
+  // Each request's prompt is allocated in full when it is submitted: one that cannot fit the
+  // context is refused here, before anything that size is allocated.
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (uint64_t(requests[i].prompt_len) + requests[i].output_len - 1 > config.model.context_length)
+      throw ConfigError(fmt::format("request {}: prompt_len {} + output_len {} needs more than {}'s context of {} "
+                                    "tokens: shorten --prompt-len / --output-len or the trace",
+                                    i, requests[i].prompt_len, requests[i].output_len, config.model.name,
+                                    config.model.context_length));
 
+  config.device = simulation_device(o);  // `cpu` loads and times a model: after the cheap checks
   const CostModel cost(config.model, config.device, config.kv_dtype);
   const uint64_t weight_bytes = uint64_t(cost.weight_bytes_total());
   log->info("model {}: {} layers, dim {}, {} heads / {} KV heads, head dim {}, weights {} at {} bytes/param",

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "tests/cli/cli_test_helpers.h"
+#include "tests/testing/gguf_writer.h"
 
 namespace prunekv::testing {
 namespace {
@@ -157,6 +158,33 @@ TEST(CliInput, ALineLongerThanMaxLineBytesFailsAloneAndIsQuotedShort) {
   EXPECT_EQ(records[1]["output_tokens"].size(), 1u);
   for (const size_t i : {size_t{0}, size_t{2}})
     EXPECT_LE(records[i]["error"].get<std::string>().size(), 260u) << records[i];
+}
+
+TEST(CliInput, TextRequestsOnAGgufWhoseTokenizerCannotRunAreRefusedAtLoad) {
+  ModelConfig c;
+  c.dim = 32, c.hidden_dim = 48, c.num_layers = 1, c.num_heads = 4, c.num_kv_heads = 2, c.vocab_size = 300;
+  c.context_length = 64;
+  GgufWriter w = make_llama_gguf(c);
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  TempDir dir;
+  const std::string model = dir.file("gpt2.gguf").string();
+  w.write(model);
+  const std::string input = cli_temp_path("in.jsonl"), output = cli_temp_path("out.jsonl");
+  const auto generate = [&] {
+    return run_prunekv({"--log-level", "off", "generate", "--model", model, "--input", input, "--output", output,
+                        "--kv-blocks", "64", "-q"});
+  };
+  write_text_file(input, "{\"prompt_tokens\": [1, 2], \"max_tokens\": 1}\n{\"prompt\": \"hello\"}\n");
+  EXPECT_EQ(generate(), 1) << "not a per-request failure";
+  write_text_file(input, "{\"prompt_tokens\": [1, 2], \"max_tokens\": 1}\n");
+  EXPECT_EQ(generate(), 0) << "token prompts need no tokenizer";
+}
+
+TEST(CliInput, SimulateRefusesLengthsBeyondTheContextBeforeAllocating) {
+  // 4e9 prompt tokens would be 16 GB of token ids if the request were built.
+  EXPECT_EQ(run_prunekv({"--log-level", "off", "simulate", "--model-shape", "Llama-3-8B", "--kv-memory", "1GiB",
+                         "--num-requests", "2", "--prompt-len", "fixed:4000000000", "--output-len", "fixed:1"}),
+            1);
 }
 
 }  // namespace

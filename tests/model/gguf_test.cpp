@@ -186,6 +186,41 @@ TEST(GgufLoader, RejectsWrongMagicAndVersion) {
   }
 }
 
+TEST(GgufLoader, ACorruptMagicSaysNotAGgufFile) {
+  std::vector<uint8_t> bytes = testing::make_llama_gguf(tiny_config()).bytes();
+  bytes[0] = 'X';
+  testing::TempDir dir;
+  for (const char* name : {"model.gguf", "model.bin"}) {
+    const auto path = dir.file(name);
+    testing::write_bytes(path, bytes);
+    try {
+      load_model(path.string());
+      ADD_FAILURE() << "no FormatError";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("not a GGUF file"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(GgufLoader, RejectsTensorBlocksBeyondBlockCount) {
+  ModelConfig c = tiny_config();
+  testing::GgufWriter w = testing::make_llama_gguf(c);
+  w.set_uint32("llama.block_count", 1);  // blk.1.* is still there
+  expect_format_error(w, {"blk.1.", "block 1", "llama.block_count = 1"});
+}
+
+TEST(GgufLoader, AnUnsupportedTokenizerIsNamedAndKeptForTextRequestsToRefuse) {
+  testing::GgufWriter w = testing::make_llama_gguf(tiny_config());
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  testing::TempDir dir;
+  const auto path = dir.file("gpt2.gguf");
+  w.write(path);
+  const auto model = load_model(path.string());
+  EXPECT_FALSE(model->tokenizer.has_value());
+  EXPECT_NE(model->unusable_tokenizer.find("tokenizer.ggml.model = 'gpt2'"), std::string::npos)
+      << model->unusable_tokenizer;
+}
+
 TEST(GgufLoader, RejectsUnsupportedAndUnknownTensorTypes) {
   testing::GgufWriter w = testing::make_llama_gguf(tiny_config());
   w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 3, std::vector<uint8_t>(32 * 32 / 32 * 20));  // Q4_1

@@ -88,5 +88,17 @@ TEST(Tokenizer, RoundTripsArbitraryBytesThroughFallback) {
   EXPECT_EQ(tok.decode(std::span<const TokenId>(ids).subspan(1), ids[0]), text);
 }
 
+TEST(Tokenizer, EncodeAtMostStopsAtTheLimitWithoutEncodingAHugeText) {
+  const Tokenizer tok = make_tokenizer({{" ", -1}, {"a", -1}, {"aa", -2}, {"aaaa", -3}});
+  const std::string fits(12, 'a');  // BOS, " ", then "aaaa" x 3 = 5 tokens
+  ASSERT_EQ(tok.encode(fits, true).size(), 5u);
+  EXPECT_EQ(tok.encode_at_most(fits, true, 5), tok.encode(fits, true));
+  EXPECT_FALSE(tok.encode_at_most(fits, true, 4).has_value());
+  // 64 MiB could never fit 16 tokens of at most 6 bytes each: refused by its length alone (the
+  // test would take seconds and gigabytes if it were encoded).
+  const std::string huge(size_t{64} << 20, 'a');
+  EXPECT_FALSE(tok.encode_at_most(huge, true, 16).has_value());
+}
+
 }  // namespace
 }  // namespace prunekv
