@@ -50,9 +50,8 @@ int run_bench(const BenchArgs& args) {
   options.verify_samples = args.verify_samples;
   options.warmup = !args.no_warmup;
   options.repetitions = args.repetitions;
-  options.on_run = [](const std::string& line) {
-    std::printf("%s\n", line.c_str());
-    std::fflush(stdout);
+  options.on_run = [](const std::string& line) {  // progress: stderr, so stdout holds the results only
+    std::fprintf(stderr, "%s\n", line.c_str());
   };
   const auto model = load_model_for(args.engine);
   TransformerRunner runner(*model, args.engine.num_threads());

@@ -136,8 +136,9 @@ int run_generate(const GenerateArgs& args) {
       ++num_failed;
       continue;
     }
-    // The callback runs on this thread inside step().
-    engine.submit(std::move(*line.spec), [&, k](const RequestOutput& output, bool finished) {
+    const std::string policy = line.spec->policy.empty() ? config.default_policy : line.spec->policy;
+    // The callback runs on this thread inside step(); `k` keeps input order.
+    engine.submit(std::move(*line.spec), [&, k, policy](const RequestOutput& output, bool finished) {
       if (!finished) {
         ++snapshot.num_output_tokens;
         return;
@@ -150,7 +151,7 @@ int run_generate(const GenerateArgs& args) {
         num_prompt_tokens += output.num_prompt_tokens;  // served prompts only: a rejected one did no work
       }
       run.count_record(output.finished());
-      records.set(k, batch_output_record(input.format, lines[pending[k]].id, output, model_name));
+      records.set(k, batch_output_record(input.format, lines[pending[k]].id, output, model_name, policy));
     });
   }
   records.write_ready();

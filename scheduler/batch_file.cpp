@@ -88,9 +88,11 @@ BatchInput read_batch_file(const std::string& path, const RequestDefaults& defau
 }
 
 nlohmann::ordered_json batch_output_record(BatchFormat format, const json& id, const RequestOutput& output,
-                                           std::string_view model) {
-  return format == BatchFormat::kOpenAiBatch ? openai_batch_output_record(id, output, model)
-                                             : output_record(id, output);
+                                           std::string_view model, std::string_view policy) {
+  if (format == BatchFormat::kPrunekv) return output_record(id, output, policy);
+  nlohmann::ordered_json record = openai_batch_output_record(id, output, model);
+  if (record["response"].is_object()) record["response"]["body"]["policy"] = policy;
+  return record;
 }
 
 nlohmann::ordered_json batch_error_record(BatchFormat format, const json& id, std::string_view message) {

@@ -34,9 +34,11 @@ BatchInput read_batch_file(const std::string& path, const RequestDefaults& defau
 BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults, const ReadOptions& options = {});
 
 // The record for a served request or for a line that could not be served, in `format`.
-// `model` names the model in OpenAI output bodies.
+// `model` names the model in OpenAI output bodies; `policy` the pruning policy that served it
+// (a field of prunekv's records, of the response body in OpenAI's).
 nlohmann::ordered_json batch_output_record(BatchFormat format, const nlohmann::json& id,
-                                           const RequestOutput& output, std::string_view model);
+                                           const RequestOutput& output, std::string_view model,
+                                           std::string_view policy);
 nlohmann::ordered_json batch_error_record(BatchFormat format, const nlohmann::json& id, std::string_view message);
 
 // The id a written record echoes ("id" in prunekv's format, "custom_id" in OpenAI's); null when

@@ -290,10 +290,11 @@ std::vector<RequestSpec> read_all_requests(const std::string& path, const Reques
   return specs;
 }
 
-nlohmann::ordered_json output_record(const json& id, const RequestOutput& output) {
+nlohmann::ordered_json output_record(const json& id, const RequestOutput& output, std::string_view policy) {
   if (output.finish_reason == FinishReason::kError) return error_record(id, output.error);
   if (output.finish_reason == FinishReason::kCancelled) return error_record(id, "cancelled");
   return nlohmann::ordered_json{{"id", id},
+                                {"policy", policy},
                                 {"text", output.text},
                                 {"output_tokens", output.output_tokens},
                                 {"num_prompt_tokens", output.num_prompt_tokens},

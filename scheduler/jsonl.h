@@ -105,9 +105,11 @@ std::vector<ParsedLine> read_request_file(const std::string& path, const Request
 std::vector<RequestSpec> read_all_requests(const std::string& path, const RequestDefaults& defaults,
                                            const ReadOptions& options = {});
 
-// The output record of a served request: {"id", "text", "output_tokens", "num_prompt_tokens",
-// "finish_reason", "kv_kept_fraction", "ttft_ms"}; an engine error yields error_record().
-nlohmann::ordered_json output_record(const nlohmann::json& id, const RequestOutput& output);
+// The output record of a served request: {"id", "policy", "text", "output_tokens",
+// "num_prompt_tokens", "finish_reason", "kv_kept_fraction", "ttft_ms"}, `policy` being the spec
+// that served it; an engine error yields error_record().
+nlohmann::ordered_json output_record(const nlohmann::json& id, const RequestOutput& output,
+                                     std::string_view policy);
 // {"id", "error"}.
 nlohmann::ordered_json error_record(const nlohmann::json& id, std::string_view message);
 

@@ -65,6 +65,8 @@ TEST(CliGenerate, ALinesPolicyOverridesTheDefaultForThatRequestOnly) {
   // --policy's default, topp: 36 of the 40 are sinks or window, and the 4 others carry more
   // than eps = 0.001 of the synthetic model's attention, so all stay.
   EXPECT_EQ(records[0]["kv_kept_fraction"], 1.0);
+  EXPECT_EQ(records[0]["policy"], "topp");
+  EXPECT_EQ(records[1]["policy"], "streaming:0.5");
   EXPECT_EQ(records[1]["kv_kept_fraction"], 0.5);  // 4 sinks + 16 recent of 40
   EXPECT_EQ(records[1]["output_tokens"].size(), 3u);
   ASSERT_TRUE(records[2].contains("error"));  // fails alone, named
@@ -134,7 +136,7 @@ TEST(CliBench, RandomPromptsPrintThroughputAndWriteTheIssueJson) {
   EXPECT_NE(out.find(" output tokens/s"), std::string::npos);
   EXPECT_NE(out.find("Total num output tokens:  36"), std::string::npos) << out;  // ignore_eos: 6 x 6
   EXPECT_NE(out.find("speed-up vs full"), std::string::npos);
-  EXPECT_NE(out.find("run 3/3 dbudget: "), std::string::npos) << out;  // full, dbudget, full, ...
+  EXPECT_EQ(out.find("run 3/3 dbudget: "), std::string::npos) << "progress goes to stderr";
   EXPECT_NE(out.find("Repetitions: 3, elapsed "), std::string::npos) << out;
   const auto json = nlohmann::json::parse(read_text_file(json_path));
   ASSERT_EQ(json.size(), 2u);

@@ -108,7 +108,7 @@ TEST(BatchFile, ALineInNeitherFormatIsAnErrorForThatLineAlone) {
 }
 
 TEST(BatchFile, OpenAiRecordsHaveVllmRunBatchShapeAndEchoTheirLine) {
-  const json record = batch_output_record(BatchFormat::kOpenAiBatch, "r1", served_output(), "stories260K.bin");
+  const json record = batch_output_record(BatchFormat::kOpenAiBatch, "r1", served_output(), "stories260K.bin", "full");
   EXPECT_EQ(record["id"], "prunekv-r1");
   EXPECT_EQ(record["custom_id"], "r1");
   EXPECT_TRUE(record["error"].is_null());
@@ -135,7 +135,7 @@ TEST(BatchFile, OpenAiRecordsHaveVllmRunBatchShapeAndEchoTheirLine) {
   failed.finish_reason = FinishReason::kError;
   failed.error = "prompt too long";
   EXPECT_TRUE(is_error_record(BatchFormat::kOpenAiBatch,
-                              batch_output_record(BatchFormat::kOpenAiBatch, "r3", failed, "m")));
+                              batch_output_record(BatchFormat::kOpenAiBatch, "r3", failed, "m", "full")));
 }
 
 TEST(BatchFile, EveryLinesIdComesBackFromItsRecordInBothFormats) {
@@ -147,7 +147,7 @@ TEST(BatchFile, EveryLinesIdComesBackFromItsRecordInBothFormats) {
   for (const std::string& text : {prunekv_text, openai_text}) {
     const BatchInput input = read_text(text);
     for (const ParsedLine& line : input.lines) {
-      const json record = line.spec ? json(batch_output_record(input.format, line.id, served_output(), "m"))
+      const json record = line.spec ? json(batch_output_record(input.format, line.id, served_output(), "m", "full"))
                                     : json(batch_error_record(input.format, line.id, line.error));
       // Through text, as resume and merge see it.
       const json reread = json::parse(record.dump());

@@ -172,10 +172,11 @@ TEST(JsonlRecords, OutputRecordHasTheIssueFieldsInOrder) {
   out.finish_reason = FinishReason::kStop;
   out.kv_kept_fraction = 0.5;
   out.ttft = 0.25;
-  const auto record = output_record("q", out);
+  const auto record = output_record("q", out, "snapkv:0.5");
   std::vector<std::string> keys;
   for (const auto& [key, value] : record.items()) keys.push_back(key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"id", "text", "output_tokens", "num_prompt_tokens",
+  EXPECT_EQ(record["policy"], "snapkv:0.5");  // the policy that served it
+  EXPECT_EQ(keys, (std::vector<std::string>{"id", "policy", "text", "output_tokens", "num_prompt_tokens",
                                             "finish_reason", "kv_kept_fraction", "ttft_ms"}));
   EXPECT_EQ(record["finish_reason"], "stop");
   EXPECT_DOUBLE_EQ(record["ttft_ms"].get<double>(), 250.0);
@@ -186,7 +187,7 @@ TEST(JsonlRecords, EngineErrorBecomesAnErrorRecord) {
   RequestOutput out;
   out.finish_reason = FinishReason::kError;
   out.error = "prompt too long";
-  const auto record = output_record(4, out);
+  const auto record = output_record(4, out, "full");
   EXPECT_EQ(record, nlohmann::ordered_json({{"id", 4}, {"error", "prompt too long"}}));
 }
 
