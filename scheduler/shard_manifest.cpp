@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/output_file.h"
 
 namespace prunekv {
 namespace {
@@ -42,15 +43,7 @@ void write_manifest(const std::string& path, const ShardManifest& m) {
       {"num_ok", m.num_ok},
       {"num_error", m.num_error},
       {"num_resumed", m.num_resumed}};
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << manifest.dump() << '\n';
-    if (!out.flush()) throw InputError(fmt::format("cannot write the shard manifest \"{}\"", temporary));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) throw InputError(fmt::format("cannot rename \"{}\" to \"{}\": {}", temporary, path, ec.message()));
+  write_output_file(path, "shard manifest", manifest.dump() + '\n');
 }
 
 ShardManifest read_manifest(const std::string& path) {

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/file_fingerprint.h"
+#include "common/output_file.h"
 #include "scheduler/batch_file.h"
 #include "scheduler/jsonl.h"
 #include "scheduler/record_file.h"
@@ -159,15 +160,12 @@ MergeSummary merge_shards(const std::string& input_path, const std::string& shar
     summary.num_error += shard.manifest.num_error;
   }
   // Records are copied byte for byte: a merge never rewrites what a shard produced.
-  std::unique_ptr<std::ofstream> file;
-  std::ostream* out = &std::cout;
-  if (output_path != "-") {
-    file = std::make_unique<std::ofstream>(output_path, std::ios::trunc | std::ios::binary);
-    if (!*file) throw InputError(fmt::format("--output: cannot create \"{}\"", output_path));
-    out = file.get();
+  OutputFile out(output_path, "--output");
+  for (const Source& source : sources) {
+    out.write(source.shard->records.lines[source.record]);
+    out.write("\n");
   }
-  for (const Source& source : sources) *out << source.shard->records.lines[source.record] << '\n';
-  if (!out->flush()) throw InputError(fmt::format("--output: writing \"{}\" failed", output_path));
+  out.commit();
   return summary;
 }
 
