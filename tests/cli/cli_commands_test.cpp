@@ -208,7 +208,7 @@ TEST(CliGenerate, DefaultsToTheThresholdFreeTopPPolicy) {
   int rc = -1;
   const std::string out = run_prunekv_stdout({"generate", "--help"}, &rc);
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find("--policy TEXT=topp "), std::string::npos) << out;
+  EXPECT_NE(out.find("--policy TEXT:POLICY=topp "), std::string::npos) << out;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "cli/commands.h"
 #include "common/error.h"
 #include "scheduler/record_file.h"
 #include "scheduler/shard_assignment.h"
@@ -302,8 +303,10 @@ TEST_F(ShardedGenerate, OpenAiBatchFilesShardAndMergeInTheirOwnFormat) {
   }
   write_text_file(input, text);
   const std::string pattern = path("oa-{shard}.jsonl"), merged = path("oa-merged.jsonl");
+  // The chat line is index 3, so shard 1 exits 3 (some requests failed, their error records written).
   for (int i = 0; i < 2; ++i)
-    ASSERT_EQ(run_prunekv(generate_args(input, pattern, {"--num-shards", "2", "--shard-index", std::to_string(i)})), 0);
+    ASSERT_EQ(run_prunekv(generate_args(input, pattern, {"--num-shards", "2", "--shard-index", std::to_string(i)})),
+              i == 1 ? cli::kExitSomeRequestsFailed : 0);
   ASSERT_EQ(run_prunekv({"merge", "--input", input, "--shards", pattern, "--output", merged}), 0);
   const auto records = read_jsonl_file(merged);
   ASSERT_EQ(records.size(), 7u);

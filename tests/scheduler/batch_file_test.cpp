@@ -155,7 +155,7 @@ TEST(BatchFile, EveryLinesIdComesBackFromItsRecordInBothFormats) {
       EXPECT_EQ(is_error_record(input.format, reread), !line.spec) << reread.dump();
     }
   }
-  EXPECT_EQ(read_text(prunekv_text).lines[2].id, 3);  // no id: the line number
+  EXPECT_EQ(read_text(prunekv_text).lines[2].id, "line-3");  // no id: the line number, as a string
 }
 
 TEST(BatchFile, FormatNamesRoundTrip) {
