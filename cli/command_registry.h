@@ -27,5 +27,6 @@ Command eval_command();
 Command bench_command();
 Command batched_bench_command();
 Command simulate_command();
+Command serve_command();
 
 }  // namespace prunekv::cli

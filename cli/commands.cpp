@@ -39,6 +39,7 @@ std::vector<Command> all_commands() {
   commands.push_back(bench_command());
   commands.push_back(batched_bench_command());
   commands.push_back(simulate_command());
+  commands.push_back(serve_command());
   return commands;
 }
 

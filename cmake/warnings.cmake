@@ -19,7 +19,7 @@ target_include_directories(prunekv_options INTERFACE
 
 # prunekv_module(NAME DEPS...): one static library per folder, sources globbed, linking only
 # what the dependency direction allows
-# (common <- memory <- model, policies <- scheduler <- sim, bench <- cli).
+# (common <- memory <- model, policies <- scheduler <- sim, bench <- cli, server).
 function(prunekv_module name)
   file(GLOB _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   add_library(prunekv_${name} STATIC ${_srcs})

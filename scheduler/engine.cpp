@@ -343,6 +343,7 @@ bool Engine::Impl::step() {
   last.num_admitted = plan.admitted.size();
   last.num_prefill_tokens = plan.num_prefill_tokens;
   last.num_decode_tokens = plan.num_decode_tokens;
+  last.num_admissions_refused_for_blocks = plan.admission_refused_for_blocks ? 1 : 0;
   last.num_scheduled = plan.chunks.size();
   last.num_running = scheduler.num_running();
   last.num_waiting = scheduler.num_waiting();
@@ -358,7 +359,11 @@ bool Engine::Impl::step() {
     size_t sampled = 0;
     for (const detail::ScheduledChunk& c : plan.chunks) {
       Request& r = *c.request;
+      if (r.num_computed_tokens < r.max_computed_tokens)
+        last.num_recomputed_tokens +=
+            std::min(r.num_computed_tokens + c.num_tokens, r.max_computed_tokens) - r.num_computed_tokens;
       r.num_computed_tokens += c.num_tokens;
+      r.max_computed_tokens = std::max(r.max_computed_tokens, r.num_computed_tokens);
       r.num_scheduled_tokens = 0;
       if (r.awaits_prune()) to_prune.push_back(&r);
       if (!c.sample) continue;

@@ -14,6 +14,8 @@ void EngineStats::add(const StepStats& s) {
   peak_blocks_used = std::max({peak_blocks_used, s.peak_blocks_used, s.blocks_used});
   peak_running = std::max(peak_running, s.num_running);
   num_preemptions += s.num_preemptions;
+  num_recomputed_tokens += s.num_recomputed_tokens;
+  num_admissions_refused_for_blocks += s.num_admissions_refused_for_blocks;
   num_pruned += s.num_pruned;
   blocks_freed_by_pruning += s.blocks_freed_by_pruning;
   step_seconds += s.duration;

@@ -24,6 +24,10 @@ struct StepStats {
   size_t num_admitted = 0;            // newly admitted (or readmitted) this step
   size_t num_finished = 0;            // ended this step (stop, length, cancelled, error)
   size_t num_preemptions = 0;
+  size_t num_recomputed_tokens = 0;   // tokens computed again after a preemption (in prefill tokens)
+  // Whether admission stopped at a ready waiting request for want of KV blocks (not for
+  // max_num_seqs or the token budget): 0 or 1.
+  size_t num_admissions_refused_for_blocks = 0;
   size_t num_pruned = 0;              // requests pruned this step
   size_t blocks_freed_by_pruning = 0;
   size_t blocks_used = 0;             // after the step (pruning and frees done)
@@ -44,6 +48,8 @@ struct EngineStats {
   size_t peak_running = 0;
   double mean_running = 0.0;       // over steps
   size_t num_preemptions = 0;
+  size_t num_recomputed_tokens = 0;
+  size_t num_admissions_refused_for_blocks = 0;  // steps whose admission stopped for want of blocks
   size_t num_pruned = 0;
   size_t blocks_freed_by_pruning = 0;
   size_t num_requests_finished = 0;   // stop or length

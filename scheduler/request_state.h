@@ -39,6 +39,7 @@ struct Request {
   std::vector<TokenId> tokens;  // prompt then generated
   size_t num_prompt_tokens = 0;
   size_t num_computed_tokens = 0;
+  size_t max_computed_tokens = 0;  // high-water mark of num_computed_tokens: below it is recompute
   std::optional<SequenceKv> kv;  // present while running
   const PruningPolicy* policy = nullptr;  // owned by the engine's policy cache
   std::optional<Sampler> sampler;

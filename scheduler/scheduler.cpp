@@ -121,12 +121,16 @@ void Scheduler::admit_waiting(double now, StepPlan& plan, size_t& token_budget) 
   while (!waiting_.empty() && token_budget > 0 && running_.size() < config_.max_num_seqs) {
     Request& w = *waiting_.front();
     if (w.ready_time > now) break;  // FCFS: later requests wait behind one not yet arrived
-    if (!budget.can_admit(w)) break;
+    if (!budget.can_admit(w)) {
+      plan.admission_refused_for_blocks = true;
+      break;
+    }
     const size_t n = std::min(w.max_next_chunk(), token_budget);
     const StatMask stats = w.prunes() ? w.policy->needed_stats() : 0;  // what its policy will read
     w.kv.emplace(pool_, stats != 0 ? group : 0, stats);
     if (!allocate_chunk(w, n)) {
       w.kv.reset();
+      plan.admission_refused_for_blocks = true;
       break;
     }
     waiting_.pop_front();

@@ -22,6 +22,7 @@ struct StepPlan {
   std::vector<Request*> pruned_early;  // pruned before preempting (already recorded)
   size_t num_prefill_tokens = 0;       // chunks that do not sample, or sample after > 1 token
   size_t num_decode_tokens = 0;        // single-token chunks of requests past their prompt
+  bool admission_refused_for_blocks = false;  // a ready waiting request did not fit the pool
 
   bool empty() const { return chunks.empty(); }
   void clear() {
@@ -30,6 +31,7 @@ struct StepPlan {
     admitted.clear();
     pruned_early.clear();
     num_prefill_tokens = num_decode_tokens = 0;
+    admission_refused_for_blocks = false;
   }
 };
 
