@@ -152,7 +152,8 @@ int HttpClient::post_streaming(std::string_view target, std::string_view json_bo
   while (!parser.is_done()) {
     parser.get().body().data = data;
     parser.get().body().size = sizeof(data);
-    http::read(impl_->socket, impl_->buffer, parser, ec);
+    // read_some: hand over what arrived now (read() would wait to fill the whole buffer).
+    http::read_some(impl_->socket, impl_->buffer, parser, ec);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       impl_->disconnect();

@@ -57,13 +57,28 @@ std::vector<RequestSpec> file_requests(const ThroughputBenchOptions& args) {
   return specs;
 }
 
-}  // namespace
-
-std::vector<RequestSpec> throughput_bench_requests(const ThroughputBenchOptions& args, const Model& model) {
+// Fixed work, whatever the model emits, at the bench's temperature and seed; a bad temperature
+// is refused before anything runs, as generate refuses it.
+void fix_work(std::vector<RequestSpec>& specs, const ThroughputBenchOptions& args) {
   SamplingParams sampling;
   sampling.temperature = args.temperature;
   sampling.seed = args.seed;
-  sampling.validate();  // as generate does: --temperature -1 is refused before anything runs
+  sampling.validate();
+  for (auto& spec : specs) {
+    spec.ignore_eos = true;
+    spec.sampling = sampling;
+  }
+}
+
+}  // namespace
+
+std::vector<RequestSpec> throughput_bench_file_requests(const ThroughputBenchOptions& args) {
+  std::vector<RequestSpec> specs = file_requests(args);
+  fix_work(specs, args);
+  return specs;
+}
+
+std::vector<RequestSpec> throughput_bench_requests(const ThroughputBenchOptions& args, const Model& model) {
   const bool synthetic = args.num_prompts != 0 || args.input_len != 0;
   if (args.input.empty() == !synthetic ||
       (synthetic && (args.num_prompts == 0 || args.input_len == 0 || args.output_len == 0)))
@@ -72,14 +87,11 @@ std::vector<RequestSpec> throughput_bench_requests(const ThroughputBenchOptions&
                     "found --input \"{}\", "
                     "--num-prompts {}, --input-len {}, --output-len {}",
                     args.input, args.num_prompts, args.input_len, args.output_len));
-  std::vector<RequestSpec> specs = synthetic ? random_requests(args, model) : file_requests(args);
-  for (auto& spec : specs) {
-    spec.ignore_eos = true;  // fixed work, whatever the model emits
-    spec.sampling = sampling;
-  }
+  if (!synthetic) return throughput_bench_file_requests(args);
+  std::vector<RequestSpec> specs = random_requests(args, model);
+  fix_work(specs, args);
   return specs;
 }
-
 
 std::string throughput_bench_header(const ThroughputBenchOptions& args, const Model& model,
                                     const TransformerRunner& runner, size_t num_requests) {

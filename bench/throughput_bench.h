@@ -46,6 +46,10 @@ struct ThroughputBenchOptions {
 // options.
 std::vector<RequestSpec> throughput_bench_requests(const ThroughputBenchOptions& options, const Model& model);
 
+// The `input` requests alone, prepared the same way (no model needed: `prunekv bench-serve`
+// replays them against a server).
+std::vector<RequestSpec> throughput_bench_file_requests(const ThroughputBenchOptions& options);
+
 // The first lines of the report: build, threads, model, pool and requests, enough to reproduce
 // any figure below them.
 std::string throughput_bench_header(const ThroughputBenchOptions& options, const Model& model,

@@ -28,5 +28,6 @@ Command bench_command();
 Command batched_bench_command();
 Command simulate_command();
 Command serve_command();
+Command bench_serve_command();
 
 }  // namespace prunekv::cli

@@ -40,6 +40,7 @@ std::vector<Command> all_commands() {
   commands.push_back(batched_bench_command());
   commands.push_back(simulate_command());
   commands.push_back(serve_command());
+  commands.push_back(bench_serve_command());
   return commands;
 }
 

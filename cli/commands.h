@@ -13,7 +13,7 @@ class App;
 
 namespace prunekv::cli {
 
-// Adds every subcommand (generate, eval, bench, batched-bench, simulate, serve) to `app`.
+// Adds every subcommand (generate, eval, bench, batched-bench, simulate, serve, bench-serve) to `app`.
 void register_commands(CLI::App& app);
 // Runs the parsed subcommand; returns the process exit code.
 int run_selected(CLI::App& app);
