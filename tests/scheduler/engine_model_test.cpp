@@ -51,6 +51,8 @@ TEST_F(EngineGolden, AllSixtyBatchedOnAnAmplePoolEqualTheGoldenTokens) {
   const auto outputs = generate(runner, config, specs(), &stats);
   expect_golden(outputs);
   EXPECT_EQ(stats.num_preemptions, 0u);
+  EXPECT_EQ(stats.num_recomputed_tokens, 0u);
+  EXPECT_EQ(stats.num_admissions_refused_for_blocks, 0u);
   EXPECT_GT(stats.peak_running, 30u);
 }
 
@@ -67,6 +69,14 @@ TEST_F(EngineGolden, RepeatedPreemptionsOnATinyPoolStillGiveTheGoldenTokens) {
   const auto outputs = generate(runner, config, specs(), &stats);
   expect_golden(outputs);
   EXPECT_GT(stats.num_preemptions, 10u);
+  // Every position a request fed back is computed once, plus the recomputed ones: the prompt
+  // and every output token, but the last one when no stop token followed it.
+  size_t once = 0;
+  for (const auto& out : outputs)
+    once += out.num_prompt_tokens + out.output_tokens.size() - (out.finish_reason == FinishReason::kLength ? 1 : 0);
+  EXPECT_GT(stats.num_recomputed_tokens, 0u);
+  EXPECT_EQ(stats.num_prefill_tokens + stats.num_decode_tokens, once + stats.num_recomputed_tokens);
+  EXPECT_GT(stats.num_admissions_refused_for_blocks, 0u);
 }
 
 // The threshold-free policies under memory pressure: every request is preempted and recomputed
