@@ -42,6 +42,7 @@ int run_serve(ServeArgs& args) {
 
 Command serve_command() {
   auto args = std::make_shared<ServeArgs>();
+  args->engine.policy = kDefaultServingPolicy;
   return Command{
       "serve",
       [args](CLI::App& app) {
