@@ -15,11 +15,23 @@
 
 namespace prunekv::cli {
 
-int EngineOptions::num_threads() const {
-  if (threads > 0) return threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+namespace {
+
+// The machine's hardware threads, 1 when it cannot tell.
+int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// For counts where 0 means nothing at all (--kv-blocks 0 is a pool with no block).
+CLI::Validator at_least_one() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        return value.find_first_not_of("0") == std::string::npos ? "expected a number >= 1, found " + value : "";
+      },
+      "", "at least one");
 }
+
+}  // namespace
+
+int EngineOptions::num_threads() const { return threads > 0 ? threads : hardware_threads(); }
 
 LoadOptions EngineOptions::load_options() const {
   LoadOptions load;
@@ -74,17 +86,6 @@ void add_policy_help_flag(CLI::App& command) {
       "list the pruning policies and their parameters, then exit");
 }
 
-namespace {
-// For counts where 0 means nothing at all (--kv-blocks 0 is a pool with no block).
-CLI::Validator at_least_one() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        return value.find_first_not_of("0") == std::string::npos ? "expected a number >= 1, found " + value : "";
-      },
-      "", "at least one");
-}
-}  // namespace
-
 void add_input_options(CLI::App& command, ReadOptions& options) {
   command.add_flag("--strict", options.strict, "an unknown JSONL field is an error for its line (default: a warning)");
   command
@@ -95,8 +96,7 @@ void add_input_options(CLI::App& command, ReadOptions& options) {
 }
 
 void add_threads_option(CLI::App& command, int& threads, const std::string& description) {
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  command.add_option("--threads,-t", threads, description)->check(CLI::Range(1, static_cast<int>(hw * 4)));
+  command.add_option("--threads,-t", threads, description)->check(CLI::Range(1, hardware_threads() * 4));
 }
 
 void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionSet set) {

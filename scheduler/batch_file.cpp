@@ -2,9 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iostream>
+#include <istream>
 
 #include "common/error.h"
 #include "scheduler/openai_batch.h"
@@ -75,15 +73,8 @@ BatchInput read_batch_text(std::istream& in, const RequestDefaults& defaults, co
 }
 
 BatchInput read_batch_file(const std::string& path, const RequestDefaults& defaults, const ReadOptions& options) {
-  if (path == "-") return read_batch_text(std::cin, defaults, options);
-  std::error_code ec;
-  std::ifstream in(path);
-  // A folder opens as an empty stream on Linux: it would read as a file with no requests.
-  if (!in || std::filesystem::is_directory(path, ec))
-    throw InputError(
-        fmt::format("--input: cannot open \"{}\": expected a readable JSONL file or - for stdin", path));
-  BatchInput input = read_batch_text(in, defaults, options);
-  if (in.bad()) throw InputError(fmt::format("--input \"{}\": read failed", path));
+  BatchInput input;
+  read_input_file(path, [&](std::istream& in) { input = read_batch_text(in, defaults, options); });
   return input;
 }
 

@@ -255,17 +255,22 @@ std::vector<ParsedLine> read_request_lines(std::istream& in, const RequestDefaul
   return lines;
 }
 
-std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults,
-                                          const ReadOptions& options) {
-  if (path == "-") return read_request_lines(std::cin, defaults, options);
+void read_input_file(const std::string& path, const std::function<void(std::istream&)>& read) {
+  if (path == "-") return read(std::cin);
   std::error_code ec;
   std::ifstream in(path);
   // A folder opens as an empty stream on Linux: it would read as a file with no requests.
   if (!in || std::filesystem::is_directory(path, ec))
     throw InputError(
         fmt::format("--input: cannot open \"{}\": expected a readable JSONL file or - for stdin", path));
-  std::vector<ParsedLine> lines = read_request_lines(in, defaults, options);
+  read(in);
   if (in.bad()) throw InputError(fmt::format("--input \"{}\": read failed", path));
+}
+
+std::vector<ParsedLine> read_request_file(const std::string& path, const RequestDefaults& defaults,
+                                          const ReadOptions& options) {
+  std::vector<ParsedLine> lines;
+  read_input_file(path, [&](std::istream& in) { lines = read_request_lines(in, defaults, options); });
   return lines;
 }
 

@@ -12,6 +12,7 @@
 // line alone; errors quote at most kMaxQuotedBytes of it.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -89,6 +90,10 @@ class RequestLineParser {
   std::unordered_set<std::string> warned_fields_;
   std::unordered_map<std::string, size_t> first_line_of_id_;
 };
+
+// Opens `path` (stdin when "-") and hands the stream to `read`. Throws InputError when the file
+// cannot be opened, is a folder (which would read as an empty file), or a read fails.
+void read_input_file(const std::string& path, const std::function<void(std::istream&)>& read);
 
 // Reads every non-blank line of `in`; bad lines come back with their error instead of a spec.
 // Warns once per unknown field name and per duplicate id.
