@@ -114,7 +114,7 @@ json parse_object(std::string_view line, size_t line_number) {
   json object;
   try {
     object = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw InputError(fmt::format("line {}: malformed JSON: {}", line_number, e.what()));
   }
   if (!object.is_object())

@@ -79,7 +79,7 @@ ParsedLine parse_openai_batch_line(std::string_view text, size_t line_number, co
   json object;
   try {
     object = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     parsed.error = fmt::format("line {}: malformed JSON: {}", line_number, e.what());
     return parsed;
   }

@@ -104,7 +104,7 @@ CompletionRequest parse_completion_request(std::string_view body, const std::str
   json object;
   try {
     object = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw ApiError(400, fmt::format("malformed JSON body: {}", e.what()));
   }
   if (!object.is_object()) throw ApiError(400, fmt::format("expected a JSON object body, found {}", describe(object)));

@@ -87,7 +87,7 @@ DeviceProfile parse_device_profile_json(std::string_view json_text, const std::s
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw FormatError(fmt::format("{}: not valid JSON: {}", source, e.what()));
   }
   if (!json.is_object()) throw FormatError(fmt::format("{}: expected a JSON object, found {}", source, json.type_name()));

@@ -83,6 +83,8 @@ TEST(BatchFile, ALineInNeitherFormatIsAnErrorForThatLineAlone) {
       {json{{"custom_id", 7}, {"body", {{"prompt", "x"}}}}.dump(), "field \"custom_id\": expected a string"},
       // A prunekv line in an OpenAI file: no custom_id.
       {json{{"id", "p"}, {"prompt", "x"}}.dump(), "missing field \"custom_id\""},
+      // A number beyond double: nlohmann's out_of_range, once uncaught (found by fuzz/jsonl_fuzzer).
+      {R"({"custom_id": "r9", "body": {"prompt": "x", "temperature": 1e400}})", "malformed JSON"},
   };
   std::string text = openai_line({{"prompt", "ok"}}, "first") + "\n";
   for (const auto& [line, expected] : cases) text += line + "\n";

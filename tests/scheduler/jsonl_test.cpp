@@ -133,6 +133,18 @@ TEST(JsonlParsing, ReadsEveryLineKeepingBadOnesAsErrorsInOrder) {
   EXPECT_EQ(lines[3].spec->id, "line-5");
 }
 
+// Found by fuzz/jsonl_fuzzer: nlohmann throws out_of_range, not parse_error, for a number beyond
+// double, and that escaped the line and ended the whole run.
+TEST(JsonlParsing, NumberBeyondDoubleIsAnErrorForItsLineAlone) {
+  EXPECT_NE(error_of(R"({"prompt": "a", "temperature": 1e400})").find("line 3: malformed JSON"), std::string::npos);
+  std::istringstream in("{\"id\": \"big\", \"prompt\": \"x\", \"extra\": [1e400]}\n{\"id\": \"ok\", \"prompt\": \"y\"}\n");
+  const auto lines = read_request_lines(in, RequestDefaults{});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_FALSE(lines[0].spec.has_value());
+  EXPECT_NE(lines[0].error.find("number overflow"), std::string::npos) << lines[0].error;
+  EXPECT_TRUE(lines[1].spec.has_value());
+}
+
 TEST(JsonlParsing, MissingInputFileIsAnInputError) {
   EXPECT_THROW(read_request_file("/nonexistent/prunekv/input.jsonl", RequestDefaults{}), InputError);
 }

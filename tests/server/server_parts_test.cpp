@@ -60,6 +60,14 @@ TEST(CompletionRequest, ErrorsNameTheField) {
       EXPECT_EQ(e.body()["error"]["param"], c.param);
     }
   }
+  // A number beyond double is nlohmann's out_of_range, not parse_error (found by
+  // fuzz/jsonl_fuzzer): still a 400, not a 500.
+  try {
+    parse_completion_request(R"({"prompt": "a", "temperature": 1e400})", "m");
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 400);
+  }
 }
 
 TEST(StreamText, HoldsBackAPossibleStopStringAndHalfCharacters) {

@@ -65,6 +65,7 @@ TEST(DeviceProfile, AttentionRateAndOverlapAreOptional) {
   EXPECT_FALSE(cpu.overlap);
   EXPECT_DOUBLE_EQ(cpu.attention_rate(), 5e9);
   EXPECT_THROW(parse_device_profile_json(std::string(base) + R"(, "overlap": 1})", "x"), FormatError);
+  EXPECT_THROW(parse_device_profile_json(std::string(base) + R"(, "overlap": 1e400})", "x"), FormatError);
   EXPECT_THROW(parse_device_profile_json(std::string(base) + R"(, "attention_flops": -1})", "x"), ConfigError);
 }
 
