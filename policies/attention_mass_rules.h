@@ -26,4 +26,10 @@ std::vector<bool> top_p_keep(std::span<const double> masses, size_t group, const
 size_t l1_cut_end_block(std::span<const float> rows, size_t num_heads, size_t n, size_t block_size, size_t window,
                         double epsilon);
 
+// The L1 cut of `dbudget-l1` over generated tokens (pruning during decode). rows as above over
+// positions [0, n). Returns the largest c in [begin, limit] with, for every head, the sum over
+// j in [begin, c) of rows[h][j] <= epsilon * T_h: evicting positions [begin, c) oldest first.
+size_t l1_cut_end_position(std::span<const float> rows, size_t num_heads, size_t n, size_t begin, size_t limit,
+                           double epsilon);
+
 }  // namespace prunekv::detail

@@ -139,7 +139,12 @@ std::string pruning_policy_help() {
   }
   out += "R = kept fraction of prompt tokens, 0 < R <= 1 (at least 12 tokens are kept); eps = the share of "
          "each query head's window attention a threshold-free rule may drop, 0 <= eps < 1; parameters "
-         "follow the name after ':', e.g. snapkv:0.5, dbudget:T=0.005:exact, topp:eps=0.002\n";
+         "follow the name after ':', e.g. snapkv:0.5, dbudget:T=0.005:exact, topp:eps=0.002\n"
+         "--prune-every N (pruning during decode, off by default): every N decode steps, topp, topp-blk and "
+         "dbudget-l1 re-apply their rule to the request's generated tokens, with the window statistic of its last "
+         "min(32, N) decode queries; the prompt's decision stands, the newest min(32, N) tokens stay, and the "
+         "freed blocks go back to the pool in the same step. The other policies ignore it (the prompt prune is "
+         "their only one).\n";
   return out;
 }
 

@@ -41,22 +41,20 @@ size_t compact_cut(SequenceKv& kv, uint32_t layer, uint32_t kv_head, Pos first, 
   return kv.compact(layer, kv_head, keep);
 }
 
-}  // namespace
-
-PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t prompt_len) {
+// Performs every operation of `plan`; cuts must lie inside [cut_begin, cut_end). Returns the
+// blocks freed.
+size_t perform_plan(const PrunePlan& plan, SequenceKv& kv, Pos cut_begin, Pos cut_end) {
   const KvLayout& layout = kv.layout();
-  PruneOutcome outcome;
-  count_prompt(kv, prompt_len, outcome.prompt_entries_total, outcome.prompt_blocks_before);
-
+  size_t freed = 0;
   for (const PrunePlan::LayerCut& cut : plan.cuts) {
     PKV_CHECK(cut.layer < layout.num_layers, "cut of layer {} in a {}-layer model", cut.layer, layout.num_layers);
-    PKV_CHECK(cut.first_pos <= cut.last_pos && cut.last_pos < prompt_len,
-              "cut [{}, {}] is not inside the prompt [0, {})", cut.first_pos, cut.last_pos, prompt_len);
+    PKV_CHECK(cut.first_pos <= cut.last_pos && cut.first_pos >= cut_begin && cut.last_pos < cut_end,
+              "cut [{}, {}] is not inside [{}, {})", cut.first_pos, cut.last_pos, cut_begin, cut_end);
     if (plan.block_rounded) {
-      outcome.blocks_freed += kv.drop_range(cut.layer, cut.first_pos, cut.last_pos);
+      freed += kv.drop_range(cut.layer, cut.first_pos, cut.last_pos);
     } else {
       for (uint32_t kv_head = 0; kv_head < layout.num_kv_heads; ++kv_head) {
-        outcome.blocks_freed += compact_cut(kv, cut.layer, kv_head, cut.first_pos, cut.last_pos);
+        freed += compact_cut(kv, cut.layer, kv_head, cut.first_pos, cut.last_pos);
       }
     }
   }
@@ -64,14 +62,31 @@ PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t pro
     PKV_CHECK(keep.layer < layout.num_layers && keep.kv_head < layout.num_kv_heads,
               "keep-set of (layer {}, KV head {}) outside {} x {}", keep.layer, keep.kv_head,
               layout.num_layers, layout.num_kv_heads);
-    outcome.blocks_freed += kv.compact(keep.layer, keep.kv_head, keep.keep_slots);
+    freed += kv.compact(keep.layer, keep.kv_head, keep.keep_slots);
   }
   for (const PrunePlan::HeadBlockDrop& drop : plan.block_drops) {
-    outcome.blocks_freed += kv.drop_blocks(drop.layer, drop.kv_head, drop.blocks);
+    freed += kv.drop_blocks(drop.layer, drop.kv_head, drop.blocks);
   }
+  return freed;
+}
 
+}  // namespace
+
+PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t prompt_len) {
+  PruneOutcome outcome;
+  count_prompt(kv, prompt_len, outcome.prompt_entries_total, outcome.prompt_blocks_before);
+  outcome.blocks_freed = perform_plan(plan, kv, 0, prompt_len);
   count_prompt(kv, prompt_len, outcome.prompt_entries_kept, outcome.prompt_blocks_after);
   return outcome;
+}
+
+size_t apply_generated_prune_plan(const PrunePlan& plan, SequenceKv& kv, const GeneratedPruneView& view) {
+  return perform_plan(plan, kv, view.prompt_len, view.window_first);
+}
+
+PrunePlan PruningPolicy::select_generated(const GeneratedPruneView&) const {
+  PKV_CHECK(false, "policy {} does not prune generated tokens", name());
+  return {};
 }
 
 }  // namespace prunekv

@@ -52,6 +52,18 @@ struct PruneView {
   uint32_t num_query_heads;  // G = num_query_heads / kv.layout().num_kv_heads
 };
 
+// Pruning during decode (EngineConfig::prune_every): what a policy sees of a sequence whose
+// prompt was pruned once, when its generated tokens are pruned again. Positions below
+// prompt_len stay (the prompt's decision stands); positions from window_first on stay (the
+// newest generated tokens, whose queries recorded SlotStat::kWindowSum since the last prune);
+// the generated positions [prompt_len, window_first) are the candidates.
+struct GeneratedPruneView {
+  const SequenceKv& kv;
+  int32_t prompt_len;
+  int32_t window_first;
+  uint32_t num_query_heads;
+};
+
 class PruningPolicy {
  public:
   virtual ~PruningPolicy() = default;
@@ -73,6 +85,13 @@ class PruningPolicy {
   // count-only pool (the simulator) cannot run it.
   virtual bool needs_key_data() const { return false; }
   virtual PrunePlan select(const PruneView& view) const = 0;
+  // true when the policy's rule can be re-applied to generated tokens during decode
+  // (select_generated); the others ignore --prune-every: their prompt decision is the only one.
+  virtual bool prunes_generated() const { return false; }
+  // The plan for the candidates of `view` (prompt_len <= position < window_first); every other
+  // slot stays. Reads SlotStat::kWindowSum of the window queries only. Called only when
+  // prunes_generated().
+  virtual PrunePlan select_generated(const GeneratedPruneView& view) const;
 };
 
 // What pruning one sequence did. "Prompt entries" are (layer, KV head, prompt position) triples.
@@ -96,6 +115,9 @@ inline constexpr int32_t kObservationWindow = 8;
 // it compacts must not share blocks with a fork (unshare them first, on the engine thread).
 // Prompt blocks are counted per list as blocks_for_slots(prompt slots in the list).
 PruneOutcome apply_prune_plan(const PrunePlan& plan, SequenceKv& kv, int32_t prompt_len);
+// Performs a select_generated plan: every cut must lie inside [prompt_len, window_first).
+// Returns the number of blocks freed.
+size_t apply_generated_prune_plan(const PrunePlan& plan, SequenceKv& kv, const GeneratedPruneView& view);
 
 // "full", "dbudget[:T=0.01][:exact]", "streaming:R", "h2o:R", "snapkv:R", "pyramidkv:R",
 // "knorm:R", "topp[:eps=0.001]", "topp-blk[:eps=0.003]", "dbudget-l1[:eps=0.01]". Throws ConfigError on an unknown name or a bad parameter.

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "common/check.h"
 #include "policies/attention_mass_rules.h"
@@ -74,36 +75,58 @@ class TopPPolicy final : public PruningPolicy {
 
   PrunePlan select(const PruneView& view) const override {
     check_stats_group(view);
-    const KvLayout& layout = view.kv.layout();
     const Pos window_first = view.prompt_len - std::min(kThresholdFreeWindow, view.prompt_len);
+    // Prompt tokens are the candidates; sinks (tokens) or block 0 (blocks) and the window stay.
+    const auto stays = [&](Pos pos) {
+      return pos >= window_first || (unit_ == Unit::kToken ? pos < kNumSinkTokens : pos < Pos(view.kv.layout().block_size));
+    };
+    return select_lists(view.kv, view.prompt_len, stays);
+  }
+
+  bool prunes_generated() const override { return true; }
+  // The same rule over the generated tokens: every prompt slot and the window stay, and count
+  // in T_g, so the candidates may lose at most epsilon of each query head's window attention.
+  PrunePlan select_generated(const GeneratedPruneView& view) const override {
+    check_stats_group(PruneView{view.kv, view.prompt_len, view.num_query_heads});
+    const auto stays = [&](Pos pos) { return pos < view.prompt_len || pos >= view.window_first; };
+    return select_lists(view.kv, std::numeric_limits<int32_t>::max(), stays);
+  }
+
+ private:
+  // Every (layer, KV head) list: the slots below position `scored_end` are scored (their mass
+  // makes T_g), the units holding a position with stays(pos) are kept, the rest compete.
+  template <typename Stays>
+  PrunePlan select_lists(const SequenceKv& kv, int32_t scored_end, const Stays& stays) const {
+    const KvLayout& layout = kv.layout();
     PrunePlan plan;
     plan.block_rounded = false;
     for (uint32_t layer = 0; layer < layout.num_layers; ++layer) {
       for (uint32_t kv_head = 0; kv_head < layout.num_kv_heads; ++kv_head) {
-        const PromptSlots ps = prompt_slots(view.kv, layer, kv_head, view.prompt_len);
-        const std::vector<double> masses = query_head_stats(view.kv, layer, kv_head, ps, SlotStat::kWindowSum);
+        const PromptSlots ps = prompt_slots(kv, layer, kv_head, scored_end);
+        const std::vector<double> masses = query_head_stats(kv, layer, kv_head, ps, SlotStat::kWindowSum);
         if (unit_ == Unit::kToken)
-          select_tokens(view.kv, layer, kv_head, ps, masses, window_first, plan);
+          select_tokens(kv, layer, kv_head, ps, masses, stays, plan);
         else
-          select_blocks(view.kv, layer, kv_head, ps, masses, window_first, plan);
+          select_blocks(kv, layer, kv_head, ps, masses, stays, plan);
       }
     }
     return plan;
   }
 
- private:
-  // Units are the prompt tokens; sinks and window stay; the rest is compacted away.
+  // Units are the scored tokens; those that stay, stay; the rest is compacted away.
+  template <typename Stays>
   void select_tokens(const SequenceKv& kv, uint32_t layer, uint32_t kv_head, const PromptSlots& ps,
-                     const std::vector<double>& masses, Pos window_first, PrunePlan& plan) const {
+                     const std::vector<double>& masses, const Stays& stays, PrunePlan& plan) const {
     std::vector<bool> forced(ps.size());
-    for (size_t i = 0; i < ps.size(); ++i) forced[i] = ps.positions[i] < kNumSinkTokens || ps.positions[i] >= window_first;
+    for (size_t i = 0; i < ps.size(); ++i) forced[i] = stays(ps.positions[i]);
     add_head_keep(plan, kv, layer, kv_head, ps, top_p_keep(masses, kv.stats_group(), forced, epsilon_));
   }
 
-  // Units are the list's blocks; block 0 and every block holding a window or non-prompt position
-  // stay; the rest are unlinked whole (no data moves).
+  // Units are the list's blocks; every block holding a position that stays, or an unscored
+  // slot, stays; the rest are unlinked whole (no data moves).
+  template <typename Stays>
   void select_blocks(const SequenceKv& kv, uint32_t layer, uint32_t kv_head, const PromptSlots& ps,
-                     const std::vector<double>& masses, Pos window_first, PrunePlan& plan) const {
+                     const std::vector<double>& masses, const Stays& stays, PrunePlan& plan) const {
     const size_t group = kv.stats_group();
     const size_t block_size = kv.layout().block_size;
     const auto positions = kv.positions(layer, kv_head);
@@ -112,9 +135,10 @@ class TopPPolicy final : public PruningPolicy {
     for (size_t i = 0; i < ps.size(); ++i)
       for (size_t g = 0; g < group; ++g) block_masses[ps.slots[i] / block_size * group + g] += masses[i * group + g];
     std::vector<bool> forced(num_blocks, false);
-    if (num_blocks > 0) forced[0] = true;
+    std::vector<bool> scored(positions.size(), false);
+    for (uint32_t slot : ps.slots) scored[slot] = true;
     for (size_t slot = 0; slot < positions.size(); ++slot)
-      if (positions[slot] >= window_first) forced[slot / block_size] = true;  // window or decode token
+      if (!scored[slot] || stays(positions[slot])) forced[slot / block_size] = true;
     const std::vector<bool> keep = top_p_keep(block_masses, group, forced, epsilon_);
     PrunePlan::HeadBlockDrop drop{layer, kv_head, {}};
     for (size_t b = 0; b < num_blocks; ++b)
