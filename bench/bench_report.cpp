@@ -54,6 +54,7 @@ BenchResult summarize_bench(std::string policy, double elapsed_time,
   r.max_concurrency = stats.peak_running;
   r.num_preemptions = stats.num_preemptions;
   r.blocks_freed_by_pruning = stats.blocks_freed_by_pruning;
+  r.blocks_freed_by_generated_pruning = stats.blocks_freed_by_generated_pruning;
   // Weighted by step duration: a long prefill step with 4 sequences counts more than a short
   // decode step with 40, as a user waiting on the run would see it.
   double weighted = 0.0, total = 0.0;
@@ -111,8 +112,10 @@ std::string bench_text(const BenchResult& r) {
                      r.peak_kv_blocks_used, r.kv_blocks_total,
                      100.0 * ratio(double(r.peak_kv_blocks_used), double(r.kv_blocks_total)),
                      r.mean_concurrency, r.max_concurrency);
-  out += fmt::format("Preemptions: {}; blocks freed by pruning: {}; mean kept KV fraction: {:.3f}\n",
-                     r.num_preemptions, r.blocks_freed_by_pruning, r.mean_kv_kept_fraction);
+  out += fmt::format("Preemptions: {}; blocks freed by pruning: {} (prompts) + {} (during decode); mean kept KV "
+                     "fraction: {:.3f}\n",
+                     r.num_preemptions, r.blocks_freed_by_pruning, r.blocks_freed_by_generated_pruning,
+                     r.mean_kv_kept_fraction);
   out += fmt::format("Step time: forward {:.2f}%, pruning {:.2f}%, scheduling and bookkeeping {:.2f}%\n",
                      100 * r.forward_fraction, 100 * r.prune_fraction, 100 * r.bookkeeping_fraction);
   out += fmt::format("Steps: {} with prefill ({:.3f} s, {} tokens prefilled, {} of them recomputed after "

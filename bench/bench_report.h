@@ -33,6 +33,7 @@ struct BenchResult {
   size_t max_concurrency = 0;
   size_t num_preemptions = 0;
   size_t blocks_freed_by_pruning = 0;
+  size_t blocks_freed_by_generated_pruning = 0;  // --prune-every: pruning during decode
   double mean_kv_kept_fraction = 1.0;  // over finished requests
   // Shares of the engine's step time: forward pass (with sampling), pruning, and the rest
   // (scheduling and block bookkeeping).

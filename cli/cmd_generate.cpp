@@ -168,11 +168,12 @@ int run_generate(const GenerateArgs& args) {
   log->info(
       "generate: {} of {} requests failed; {} prompt tokens, {} output tokens in {:.2f} s: {:.1f} output "
       "tok/s, "
-      "{:.1f} total tok/s; peak KV blocks {}/{}, {} preemptions, {} blocks freed by pruning",
+      "{:.1f} total tok/s; peak KV blocks {}/{}, {} preemptions, {} blocks freed by pruning ({} during decode)",
       num_failed, pending.size(), num_prompt_tokens, num_output_tokens, elapsed,
       static_cast<double>(num_output_tokens) / elapsed,
       static_cast<double>(num_prompt_tokens + num_output_tokens) / elapsed, stats.peak_blocks_used,
-      engine.pool().num_total_blocks(), stats.num_preemptions, stats.blocks_freed_by_pruning);
+      engine.pool().num_total_blocks(), stats.num_preemptions, stats.blocks_freed_by_pruning,
+      stats.blocks_freed_by_generated_pruning);
   return num_failed == 0 ? 0 : kExitSomeRequestsFailed;
 }
 

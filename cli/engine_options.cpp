@@ -72,6 +72,7 @@ EngineConfig EngineOptions::engine_config() const {
   // Fail on a bad spec before any model is loaded or any request runs.
   for (const auto& spec : specs) make_pruning_policy(spec);
   config.default_policy = specs.front();
+  config.prune_every = prune_every;
   config.validate();
   return config;
 }
@@ -140,6 +141,12 @@ void add_engine_options(CLI::App& command, EngineOptions& options, EngineOptionS
                     "admission: pruning-aware (counts forecast pruning) or naive")
         ->capture_default_str();
   if (set.seed) command.add_option("--seed", options.seed, "random seed")->capture_default_str();
+  if (set.prune_every)
+    command
+        .add_option("--prune-every", options.prune_every,
+                    "prune during decode: every N decode steps, re-apply the policy's rule to the request's "
+                    "generated tokens (topp, topp-blk, dbudget-l1; see --policy-help); 0 = off")
+        ->capture_default_str();
 }
 
 std::unique_ptr<Model> load_model_for(const EngineOptions& options) {

@@ -37,6 +37,7 @@ struct EngineOptions {
   std::string admission = "pruning-aware";
   std::string kv_dtype = "fp32";  // KV element type: fp32 or fp16
   uint64_t seed = 0;  // sampling / prompt seed (not the synthetic weights)
+  uint32_t prune_every = 0;  // --prune-every: decode steps between prunes of generated tokens (0 = off)
 
   // Worker threads actually used (threads, or the hardware's count when 0).
   int num_threads() const;
@@ -60,6 +61,7 @@ struct EngineOptionSet {
   bool policy_list = false;  // --policy takes a comma-separated list
   bool admission = true;     // --admission
   bool seed = true;          // --seed
+  bool prune_every = true;   // --prune-every (eval declares its own list)
 };
 
 // Declares the shared flags on `command`, bound to `options`, including --policy-help (prints

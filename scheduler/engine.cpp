@@ -1,6 +1,7 @@
 #include "scheduler/engine.h"
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -42,6 +43,9 @@ struct Engine::Impl {
 
   void run_forward(detail::StepPlan& plan);
   void prune(std::span<Request* const> requests);
+  void prune_generated(std::span<Request* const> requests);
+  // Which of this step's chunks should record the window statistic for a prune of generated tokens.
+  std::optional<StatsRequest> generated_stats_request(const Request& request, size_t num_tokens) const;
   bool prune_now(Request& request);
   void queue_end(Request& request, FinishReason reason);
   void record_prune(Request& request, const detail::PruneResult& result);
@@ -77,6 +81,7 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<Request>> drained;
   std::vector<RequestId> cancels;
   std::vector<Request*> to_prune;
+  std::vector<Request*> to_prune_generated;
   std::vector<detail::PruneResult> prune_results;
   std::vector<std::pair<Request*, FinishReason>> to_end;
 };
@@ -183,6 +188,10 @@ std::string Engine::Impl::prepare(Request& request) {
   }
   if (request.policy->prunes() && request.policy->needs_key_data() && !pool->has_storage())
     return fmt::format("policy {} reads key vectors, which a count-only KV pool does not hold", request.policy->name());
+  // Pruning during decode: the window is the last min(W, N) decode queries, so one prune's
+  // window never overlaps the next one's and each query records for one prune at most.
+  if (config.prune_every > 0 && request.policy->prunes() && request.policy->prunes_generated())
+    request.generated_window = std::min(request.policy->stats_window(), static_cast<int32_t>(config.prune_every));
   request.sampler.emplace(spec.sampling);
   return {};
 }
@@ -269,6 +278,7 @@ void Engine::Impl::record_prune(Request& request, const detail::PruneResult& res
   request.output.blocks_freed_by_pruning = o.blocks_freed;
   request.output.num_prompt_blocks = o.prompt_blocks_before;
   forecast.observe(request.policy->name(), o.kept_block_fraction());
+  if (request.generated_window > 0) request.next_generated_prune = request.num_prompt_tokens + config.prune_every;
   ++last.num_pruned;
   last.blocks_freed_by_pruning += o.blocks_freed;
   trace.pruned.push_back(request.id);
@@ -298,6 +308,41 @@ void Engine::Impl::prune(std::span<Request* const> requests) {
   }
 }
 
+void Engine::Impl::prune_generated(std::span<Request* const> requests) {
+  if (requests.empty()) return;
+  detail::prune_generated_requests(requests, num_query_heads, arena, prune_results);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Request& r = *requests[i];
+    if (!prune_results[i].error.empty()) {
+      r.failure = "pruning generated tokens failed: " + prune_results[i].error;
+      queue_end(r, FinishReason::kError);
+      continue;
+    }
+    const size_t freed = prune_results[i].outcome.blocks_freed;
+    ++r.output.num_generated_prunes;
+    r.output.blocks_freed_by_generated_pruning += freed;
+    ++last.num_generated_prunes;
+    last.blocks_freed_by_generated_pruning += freed;
+    trace.pruned_generated.push_back(r.id);
+    // The next prune whose whole window is still to be computed: after a recompute chunk that
+    // passed several prune points, their windows are gone and the next full one counts.
+    const size_t every = config.prune_every;
+    size_t next = r.next_generated_prune + every;
+    while (next - size_t(r.generated_window) < r.num_computed_tokens) next += every;
+    r.next_generated_prune = next;
+    log->debug("pruned the generated tokens of request {}: freed {} blocks, next at {} tokens", r.id, freed, next);
+  }
+}
+
+std::optional<StatsRequest> Engine::Impl::generated_stats_request(const Request& r, size_t num_tokens) const {
+  if (!r.prunes_generated()) return std::nullopt;
+  // Record only the queries of positions [end - W, end): the window of the next prune.
+  const size_t end = r.next_generated_prune;
+  const size_t first = r.num_computed_tokens;
+  if (first + num_tokens <= end - size_t(r.generated_window) || first >= end) return std::nullopt;
+  return StatsRequest{static_cast<int32_t>(end), r.generated_window, r.policy->needed_stats()};
+}
+
 void Engine::Impl::queue_end(Request& request, FinishReason reason) {
   if (request.ending) return;
   request.ending = true;
@@ -312,6 +357,8 @@ void Engine::Impl::run_forward(detail::StepPlan& step_plan) {
     std::optional<StatsRequest> stats_request;
     if (r.kv->has_stats() && r.num_computed_tokens < r.num_prompt_tokens)
       stats_request = r.policy->stats_request(static_cast<int32_t>(r.num_prompt_tokens));
+    else
+      stats_request = generated_stats_request(r, c.num_tokens);
     const std::span<const TokenId> chunk(r.tokens.data() + r.num_computed_tokens, c.num_tokens);
     batch.add(&*r.kv, chunk, static_cast<Pos>(r.num_computed_tokens), c.sample, stats_request);
     if (c.sample) samplers.push_back(&*r.sampler);
@@ -389,7 +436,18 @@ bool Engine::Impl::step() {
     // is reported); their blocks go back right after.
     const double prune_start = runner.now();
     prune(to_prune);
+    // Pruning during decode, in the same step, so admission sees the freed blocks. Requests that
+    // end this step are left alone: their blocks go back right after anyway.
+    to_prune_generated.clear();
+    for (const detail::ScheduledChunk& c : plan.chunks) {
+      Request& r = *c.request;
+      if (r.prunes_generated() && !r.ending && r.num_computed_tokens >= r.next_generated_prune)
+        to_prune_generated.push_back(&r);
+    }
+    prune_generated(to_prune_generated);
     last.prune_duration = runner.now() - prune_start;
+    for (const detail::ScheduledChunk& c : plan.chunks)
+      if (c.sample && c.request->spec.record_kv_blocks) c.request->output.kv_blocks_held.push_back(c.request->kv->num_blocks());
   }
   const double end_time = runner.now();
   for (auto& [request, reason] : to_end) {

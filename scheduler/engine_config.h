@@ -42,6 +42,10 @@ struct EngineConfig {
   size_t max_num_batched_tokens = 2048;  // tokens per step (decodes + prefill chunks)
 
   std::string default_policy = "full";   // for requests whose spec names none
+  // Pruning during decode: every prune_every decode steps of a request whose policy
+  // prunes_generated(), its rule is re-applied to the generated tokens (0 = off: the prompt
+  // prune is the only one, and decode queries record nothing).
+  uint32_t prune_every = 0;
   AdmissionMode admission = AdmissionMode::kPruningAware;
   // Pruning-aware admission: blocks held back from forecast credit, as a share of the pool.
   double admission_reserve_fraction = 0.05;

@@ -18,6 +18,8 @@ void EngineStats::add(const StepStats& s) {
   num_admissions_refused_for_blocks += s.num_admissions_refused_for_blocks;
   num_pruned += s.num_pruned;
   blocks_freed_by_pruning += s.blocks_freed_by_pruning;
+  num_generated_prunes += s.num_generated_prunes;
+  blocks_freed_by_generated_pruning += s.blocks_freed_by_generated_pruning;
   step_seconds += s.duration;
   forward_seconds += s.forward_duration;
   prune_seconds += s.prune_duration;

@@ -30,10 +30,15 @@ struct StepStats {
   size_t num_admissions_refused_for_blocks = 0;
   size_t num_pruned = 0;              // requests pruned this step
   size_t blocks_freed_by_pruning = 0;
+  // Pruning during decode (EngineConfig::prune_every): requests whose generated tokens were
+  // pruned this step, and the blocks that freed (not in blocks_freed_by_pruning).
+  size_t num_generated_prunes = 0;
+  size_t blocks_freed_by_generated_pruning = 0;
   size_t blocks_used = 0;             // after the step (pruning and frees done)
   size_t blocks_free = 0;
   size_t peak_blocks_used = 0;        // within the step: after allocation, before pruning/frees
-  // Where the step's duration went (runner clock): the forward pass with sampling, and pruning.
+  // Where the step's duration went (runner clock): the forward pass with sampling, and pruning
+  // (of prompts and, with prune_every, of generated tokens).
   // The rest is the engine's own work: intake, scheduling, block bookkeeping, outputs.
   double forward_duration = 0.0;
   double prune_duration = 0.0;
@@ -52,6 +57,8 @@ struct EngineStats {
   size_t num_admissions_refused_for_blocks = 0;  // steps whose admission stopped for want of blocks
   size_t num_pruned = 0;
   size_t blocks_freed_by_pruning = 0;
+  size_t num_generated_prunes = 0;
+  size_t blocks_freed_by_generated_pruning = 0;
   size_t num_requests_finished = 0;   // stop or length
   size_t num_requests_cancelled = 0;
   size_t num_requests_failed = 0;
@@ -76,9 +83,10 @@ struct StepTrace {
   std::vector<RequestId> admitted;
   std::vector<RequestId> preempted;  // in preemption order
   std::vector<RequestId> pruned;     // pruned this step (after prefill, or before a preemption)
+  std::vector<RequestId> pruned_generated;  // generated tokens pruned this step (prune_every)
   std::vector<RequestId> ended;      // finished, cancelled or failed this step
 
-  void clear() { chunks.clear(); admitted.clear(); preempted.clear(); pruned.clear(); ended.clear(); }
+  void clear() { chunks.clear(); admitted.clear(); preempted.clear(); pruned.clear(); pruned_generated.clear(); ended.clear(); }
 };
 
 // Called on the engine thread at the end of every step (timelines for bench / simulate).

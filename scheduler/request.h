@@ -36,6 +36,9 @@ struct RequestSpec {
   // (vocab_size floats per generated token: for evals, not for serving). Needs a runner that
   // computes logits (not the simulator).
   bool record_logprobs = false;
+  // true: RequestOutput::kv_blocks_held gets the blocks the request holds after each step that
+  // produced one of its tokens (pruning done): its KV footprint over its lifetime.
+  bool record_kv_blocks = false;
 };
 
 enum class FinishReason : uint8_t { kStop, kLength, kCancelled, kError };
@@ -60,6 +63,10 @@ struct RequestOutput {
   // with blocks_freed_by_pruning, the pooled share of prompt blocks a policy frees over a set.
   size_t num_prompt_blocks = 0;
   size_t num_preemptions = 0;
+  // Pruning during decode (EngineConfig::prune_every): prunes of the generated tokens and the
+  // blocks they freed, over the request's life (recomputes included).
+  size_t num_generated_prunes = 0;
+  size_t blocks_freed_by_generated_pruning = 0;
 
   // Times in seconds on the runner's clock (ModelRunner::now()).
   double arrival_time = 0.0;       // submission, or RequestSpec::arrival_time when later
@@ -71,6 +78,9 @@ struct RequestOutput {
   // With RequestSpec::record_logprobs: row i is the log-softmax of the logits that chose
   // generated token i (one more row than output_tokens when a stop token ended the request).
   std::vector<std::vector<float>> logprobs;
+  // With RequestSpec::record_kv_blocks: entry i = blocks held after the step that produced
+  // generated token i (a preemption's recompute shows as the climb back).
+  std::vector<size_t> kv_blocks_held;
 
   bool finished() const { return finish_reason == FinishReason::kStop || finish_reason == FinishReason::kLength; }
 };

@@ -44,6 +44,11 @@ struct Request {
   const PruningPolicy* policy = nullptr;  // owned by the engine's policy cache
   std::optional<Sampler> sampler;
   bool pruned = false;          // the current KV's prompt was pruned (reset by preemption)
+  // Pruning during decode: W, the window of decode queries whose statistic the rule reads and
+  // the newest tokens it keeps (0 = this request does not prune its generated tokens), and the
+  // position count (num_computed_tokens) at which the next such prune is due, once pruned.
+  int32_t generated_window = 0;
+  size_t next_generated_prune = 0;
   uint64_t admission_order = 0;  // increases with every (re)admission: the preemption order
   double ready_time = 0.0;       // not admitted before this runner time
   size_t num_scheduled_tokens = 0;  // this step's chunk (0 when not scheduled)
@@ -59,6 +64,7 @@ struct Request {
   // Tokens the next step may compute: all the uncomputed ones, except that a request that will
   // prune stops at the prompt end first, so that (after a preemption too) the tokens generated
   // afterwards attend to the pruned prompt exactly as they did the first time.
+  bool prunes_generated() const { return pruned && generated_window > 0; }
   size_t max_next_chunk() const {
     if (prunes() && !pruned && num_computed_tokens < num_prompt_tokens) return num_prompt_tokens - num_computed_tokens;
     return num_uncomputed_tokens();

@@ -18,6 +18,7 @@ json prunekv_field(const RequestOutput& output) {
   return {{"kv_kept_fraction", output.kv_kept_fraction},
           {"kv_kept_block_fraction", output.kv_kept_block_fraction},
           {"blocks_freed_by_pruning", output.blocks_freed_by_pruning},
+          {"blocks_freed_by_generated_pruning", output.blocks_freed_by_generated_pruning},
           {"num_preemptions", output.num_preemptions}};
 }
 
