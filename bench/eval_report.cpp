@@ -52,6 +52,29 @@ size_t EvalPolicyResult::blocks_freed() const {
   return sum;
 }
 
+size_t EvalPolicyResult::generated_blocks_freed() const {
+  size_t sum = 0;
+  for (const auto& r : requests) sum += r.generated_blocks_freed;
+  return sum;
+}
+
+std::vector<double> EvalPolicyResult::mean_kv_blocks_held() const {
+  std::vector<double> sum;
+  std::vector<size_t> count;
+  for (const auto& r : requests) {
+    if (r.kv_blocks_held.size() > sum.size()) {
+      sum.resize(r.kv_blocks_held.size(), 0.0);
+      count.resize(r.kv_blocks_held.size(), 0);
+    }
+    for (size_t i = 0; i < r.kv_blocks_held.size(); ++i) {
+      sum[i] += double(r.kv_blocks_held[i]);
+      ++count[i];
+    }
+  }
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] /= double(count[i]);
+  return sum;
+}
+
 double EvalPolicyResult::prompt_blocks_freed_fraction() const {
   size_t prompt_blocks = 0;
   for (const auto& r : requests) prompt_blocks += r.num_prompt_blocks;
@@ -136,6 +159,8 @@ EvalRequestResult compare_with_full(const RequestOutput& full, const RequestOutp
   result.blocks_freed = pruned.blocks_freed_by_pruning;
   result.num_prompt_blocks = pruned.num_prompt_blocks;
   result.num_output_tokens = b.size();
+  result.generated_blocks_freed = pruned.blocks_freed_by_generated_pruning;
+  result.kv_blocks_held = pruned.kv_blocks_held;
   return result;
 }
 
@@ -155,7 +180,9 @@ nlohmann::ordered_json eval_json(const std::vector<EvalPolicyResult>& results) {
                           {"kv_kept_block_fraction", r.kv_kept_block_fraction},
                           {"blocks_freed", r.blocks_freed},
                           {"num_prompt_blocks", r.num_prompt_blocks},
-                          {"num_output_tokens", r.num_output_tokens}});
+                          {"num_output_tokens", r.num_output_tokens},
+                          {"generated_blocks_freed", r.generated_blocks_freed},
+                          {"kv_blocks_held", r.kv_blocks_held}});
     const bool swept = !p.family.empty();
     policies.push_back({{"policy", p.policy},
                         {"family", swept ? nlohmann::ordered_json(p.family) : nullptr},
@@ -173,6 +200,8 @@ nlohmann::ordered_json eval_json(const std::vector<EvalPolicyResult>& results) {
                         {"kept_fraction_min", p.kept_fraction_min()},
                         {"kept_fraction_median", p.kept_fraction_median()},
                         {"kept_fraction_max", p.kept_fraction_max()},
+                        {"prune_every", p.prune_every},
+                        {"generated_blocks_freed", p.generated_blocks_freed()},
                         {"requests", std::move(requests)}});
   }
   return {{"policies", std::move(policies)}};
@@ -219,6 +248,20 @@ std::vector<PlotPanel> frontier_plot_panels(const std::vector<EvalPolicyResult>&
     add_point(forced, label, freed, p->mean_tf_agreement());
   }
   return {exact, forced};
+}
+
+std::vector<PlotPanel> blocks_held_plot_panels(const std::vector<EvalPolicyResult>& results) {
+  PlotPanel held{"KV blocks held per request (mean over the requests still generating)", "blocks", {}};
+  for (const auto& p : results) {
+    PlotSeries series{p.policy, {}, {}};
+    const std::vector<double> mean = p.mean_kv_blocks_held();
+    for (size_t i = 0; i < mean.size(); ++i) {
+      series.x.push_back(double(i + 1));
+      series.y.push_back(mean[i]);
+    }
+    held.series.push_back(std::move(series));
+  }
+  return {held};
 }
 
 }  // namespace prunekv::bench

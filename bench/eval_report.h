@@ -23,6 +23,9 @@ struct EvalRequestResult {
   size_t blocks_freed = 0;
   size_t num_output_tokens = 0;  // of the policy's run
   size_t num_prompt_blocks = 0;  // blocks holding prompt slots before pruning (0: not pruned)
+  size_t generated_blocks_freed = 0;  // by pruning during decode (--prune-every)
+  // Blocks the request held after producing each output token (free-running run).
+  std::vector<size_t> kv_blocks_held;
   // Free-running greedy: the index of the first output token that differs from the full cache's
   // (a missing or extra token counts); none when exact.
   std::optional<size_t> first_divergence;
@@ -54,6 +57,7 @@ struct EvalPolicyResult {
   // on its own.
   std::string family;
   double ratio = 0.0;
+  uint32_t prune_every = 0;  // --prune-every of this run (0: pruned after the prefill only)
 
   size_t num_exact() const;
   double exact_agreement() const;  // num_exact / requests (0 when there are none)
@@ -61,6 +65,10 @@ struct EvalPolicyResult {
   double mean_kv_kept_fraction() const;
   double mean_kv_kept_block_fraction() const;
   size_t blocks_freed() const;
+  size_t generated_blocks_freed() const;
+  // Mean over output-token index i of the blocks held by the requests that produced token i:
+  // entry i is that mean (the footprint of a request over its generation).
+  std::vector<double> mean_kv_blocks_held() const;
   // Blocks freed over prompt blocks, pooled over the requests (0 when nothing was pruned).
   double prompt_blocks_freed_fraction() const;
   double mean_tf_agreement() const;
@@ -83,9 +91,10 @@ void add_teacher_forced(EvalRequestResult& result, const RequestOutput& full, co
 //   "num_exact", "exact_agreement", "mean_prefix_fraction", "mean_tf_agreement", "mean_tf_kl",
 //   "mean_kv_kept_fraction", "mean_kv_kept_block_fraction", "blocks_freed",
 //   "prompt_blocks_freed_fraction", "kept_fraction_min", "kept_fraction_median",
-//   "kept_fraction_max", "requests": [{"id", "exact", "prefix_fraction", "first_divergence" (null
-//   when exact), "tf_steps", "tf_agreement", "tf_mean_kl", "kv_kept_fraction",
-//   "kv_kept_block_fraction", "blocks_freed", "num_prompt_blocks", "num_output_tokens"}]}]}
+//   "kept_fraction_max", "prune_every", "generated_blocks_freed", "requests": [{"id", "exact",
+//   "prefix_fraction", "first_divergence" (null when exact), "tf_steps", "tf_agreement",
+//   "tf_mean_kl", "kv_kept_fraction", "kv_kept_block_fraction", "blocks_freed",
+//   "num_prompt_blocks", "num_output_tokens", "generated_blocks_freed", "kv_blocks_held"}]}]}
 nlohmann::ordered_json eval_json(const std::vector<EvalPolicyResult>& results);
 // A markdown table, one row per policy.
 std::string eval_table(const std::vector<EvalPolicyResult>& results);
@@ -93,5 +102,8 @@ std::string eval_table(const std::vector<EvalPolicyResult>& results);
 // the share of prompt blocks freed, one line per swept family (in ratio order), one point per
 // policy named on its own.
 std::vector<PlotPanel> frontier_plot_panels(const std::vector<EvalPolicyResult>& results);
+// KV blocks held per request against output tokens generated (mean_kv_blocks_held), one line per
+// policy run: what pruning during decode saves over a generation.
+std::vector<PlotPanel> blocks_held_plot_panels(const std::vector<EvalPolicyResult>& results);
 
 }  // namespace prunekv::bench

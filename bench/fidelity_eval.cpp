@@ -37,7 +37,11 @@ std::string fidelity_eval_header(const FidelityEvalOptions& options, const Model
 
 std::vector<EvalPolicySpec> eval_policy_specs(const FidelityEvalOptions& options) {
   std::vector<EvalPolicySpec> out;
-  for (const std::string& spec : options.policies) out.push_back({spec, "", 0.0});
+  for (const std::string& spec : options.policies) {
+    for (uint32_t every : options.prune_every) {
+      if (every == 0 || make_pruning_policy(spec)->prunes_generated()) out.push_back({spec, "", 0.0, every});
+    }
+  }
   if (!options.sweep_families.empty() && options.sweep_ratios.empty())
     throw ConfigError("--sweep: expected ratios to sweep (--ratios), found none");
   for (const std::string& family : options.sweep_families) {
@@ -84,10 +88,14 @@ std::vector<EvalPolicyResult> run_fidelity_eval(const FidelityEvalOptions& args,
   for (const EvalPolicySpec& policy : policies) {
     clock.reset();
     config.default_policy = policy.spec;
-    const std::vector<RequestOutput> outputs = generate(runner, config, specs);
+    config.prune_every = policy.prune_every;
+    std::vector<RequestSpec> free_running = specs;
+    for (RequestSpec& spec : free_running) spec.record_kv_blocks = true;
+    const std::vector<RequestOutput> outputs = generate(runner, config, std::move(free_running));
     const std::vector<RequestOutput> forced_outputs = generate(runner, config, forced);
     EvalPolicyResult result;
-    result.policy = policy.spec;
+    result.policy = policy.prune_every == 0 ? policy.spec : fmt::format("{} every {}", policy.spec, policy.prune_every);
+    result.prune_every = policy.prune_every;
     result.family = policy.family;
     result.ratio = policy.ratio;
     for (size_t i = 0; i < outputs.size(); ++i) {
@@ -100,9 +108,10 @@ std::vector<EvalPolicyResult> run_fidelity_eval(const FidelityEvalOptions& args,
       result.requests.push_back(compare_with_full(full[i], outputs[i]));
       add_teacher_forced(result.requests.back(), full[i], forced_outputs[i]);
     }
-    log->info("eval: {}: {}/{} exact, TF agreement {:.4f}, mean KL {:.2e}, kept {:.3f} ({:.2f} s)", policy.spec,
-              result.num_exact(), result.requests.size(), result.mean_tf_agreement(), result.mean_tf_kl(),
-              result.mean_kv_kept_fraction(), clock.seconds());
+    log->info("eval: {}: {}/{} exact, TF agreement {:.4f}, mean KL {:.2e}, kept {:.3f}, {} + {} blocks freed ({:.2f} s)",
+              result.policy, result.num_exact(), result.requests.size(), result.mean_tf_agreement(),
+              result.mean_tf_kl(), result.mean_kv_kept_fraction(), result.blocks_freed(),
+              result.generated_blocks_freed(), clock.seconds());
     results.push_back(std::move(result));
   }
 

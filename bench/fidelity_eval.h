@@ -24,6 +24,7 @@ struct EvalPolicySpec {
   std::string spec;
   std::string family;  // empty unless swept
   double ratio = 0.0;
+  uint32_t prune_every = 0;  // EngineConfig::prune_every of its runs
 };
 
 struct FidelityEvalOptions {
@@ -33,6 +34,9 @@ struct FidelityEvalOptions {
   // after `policies`.
   std::vector<std::string> sweep_families;
   std::vector<double> sweep_ratios;
+  // --prune-every: each of `policies` that prunes generated tokens runs once per value (0 = after
+  // the prefill only); the sweep runs at 0.
+  std::vector<uint32_t> prune_every{0};
   std::string input;                  // JSONL requests (the golden file works as is)
   uint32_t max_tokens = 0;            // cap on every request's max_tokens; 0 = each line's own (or 256)
   ReadOptions read;                   // --strict, --max-line-bytes
@@ -40,7 +44,8 @@ struct FidelityEvalOptions {
 
 inline constexpr double kDefaultSweepRatios[] = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95};
 
-// `policies`, then every family x ratio of the sweep as "family:ratio". Throws ConfigError for a
+// `policies` (each at every prune_every value it can run), then every family x ratio of the
+// sweep as "family:ratio". Throws ConfigError for a
 // family that is not a NAME:R policy or a ratio outside (0, 1].
 std::vector<EvalPolicySpec> eval_policy_specs(const FidelityEvalOptions& options);
 

@@ -26,6 +26,8 @@ struct EvalArgs {
   std::vector<std::string> sweep;
   std::vector<double> ratios{std::begin(bench::kDefaultSweepRatios), std::end(bench::kDefaultSweepRatios)};
   std::string plot;
+  std::string blocks_plot;
+  std::vector<uint32_t> prune_every{0};
   ReadOptions read;
 };
 
@@ -38,6 +40,7 @@ int run_eval(const EvalArgs& args) {
   options.max_tokens = args.max_tokens;
   options.sweep_families = args.sweep;
   options.sweep_ratios = args.ratios;
+  options.prune_every = args.prune_every;
   bench::eval_policy_specs(options);  // a bad --sweep fails before the model loads
   const std::vector<RequestSpec> specs = bench::fidelity_eval_requests(options);
 
@@ -56,6 +59,13 @@ int run_eval(const EvalArgs& args) {
     plot.x_label = "prompt blocks freed (%)";
     write_svg_plot(args.plot, bench::frontier_plot_panels(results), plot);
   }
+  if (!args.blocks_plot.empty()) {
+    PlotOptions plot;
+    plot.title = fmt::format("prunekv eval: KV blocks held per request over its generation, {} on {} requests",
+                             model->config.name, specs.size());
+    plot.x_label = "output tokens generated";
+    write_svg_plot(args.blocks_plot, bench::blocks_held_plot_panels(results), plot);
+  }
   return 0;
 }
 
@@ -71,7 +81,7 @@ Command eval_command() {
             "eval", "greedy and teacher-forced agreement of pruned KV caches with the full cache, per request");
         add_engine_options(
             *cmd, args->engine,
-            EngineOptionSet{.policy = false, .policy_list = true, .admission = true, .seed = false});
+            EngineOptionSet{.policy = false, .policy_list = true, .admission = true, .seed = false, .prune_every = false});
         add_input_options(*cmd, args->read);
         cmd->add_option("--policies,--policy", args->engine.policy,
                         "pruning policies to compare with the full cache, comma-separated")
@@ -91,6 +101,14 @@ Command eval_command() {
             ->capture_default_str();
         cmd->add_option("--plot", args->plot,
                         "SVG of exact and teacher-forced agreement against prompt blocks freed (the frontier)");
+        cmd->add_option("--prune-every", args->prune_every,
+                        "decode steps between prunes of generated tokens, comma-separated: each policy that "
+                        "prunes during decode (topp, topp-blk, dbudget-l1) runs once per value; 0 = after the "
+                        "prefill only")
+            ->delimiter(',')
+            ->capture_default_str();
+        cmd->add_option("--blocks-plot", args->blocks_plot,
+                        "SVG of the KV blocks held per request against output tokens generated, one line per run");
       },
       [args] { return run_eval(*args); }};
 }

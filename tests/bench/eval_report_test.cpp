@@ -192,13 +192,15 @@ TEST(EvalReport, JsonHasExactlyTheIssueShape) {
                       "policy", "family", "ratio", "num_requests", "num_exact", "exact_agreement",
                       "mean_prefix_fraction", "mean_tf_agreement", "mean_tf_kl", "mean_kv_kept_fraction",
                       "mean_kv_kept_block_fraction", "blocks_freed", "prompt_blocks_freed_fraction",
-                      "kept_fraction_min", "kept_fraction_median", "kept_fraction_max", "requests"}));
+                      "kept_fraction_min", "kept_fraction_median", "kept_fraction_max", "prune_every",
+                      "generated_blocks_freed", "requests"}));
   std::vector<std::string> request_keys;
   for (const auto& [key, value] : policy["requests"].at(0).items()) request_keys.push_back(key);
   EXPECT_EQ(request_keys,
             (std::vector<std::string>{"id", "exact", "prefix_fraction", "first_divergence", "tf_steps",
                                       "tf_agreement", "tf_mean_kl", "kv_kept_fraction", "kv_kept_block_fraction",
-                                      "blocks_freed", "num_prompt_blocks", "num_output_tokens"}));
+                                      "blocks_freed", "num_prompt_blocks", "num_output_tokens",
+                                      "generated_blocks_freed", "kv_blocks_held"}));
   EXPECT_EQ(policy["num_requests"], 1);
   EXPECT_EQ(policy["exact_agreement"], 1.0);
   EXPECT_TRUE(policy["family"].is_null());
@@ -211,6 +213,24 @@ TEST(EvalReport, JsonHasExactlyTheIssueShape) {
   EXPECT_EQ(swept["family"], "snapkv");
   EXPECT_EQ(swept["ratio"], 0.7);
   EXPECT_EQ(swept["requests"].at(0)["first_divergence"], 3);
+}
+
+TEST(EvalReport, BlocksHeldAreAveragedOverTheRequestsStillGeneratingAtEachToken) {
+  EvalPolicyResult p;
+  p.policy = "topp every 16";
+  p.requests = {result("a", true, 1.0, 1.0, 1.0, 0, 3), result("b", true, 1.0, 1.0, 1.0, 0, 1)};
+  p.requests[0].kv_blocks_held = {10, 12, 8};
+  p.requests[1].kv_blocks_held = {20};
+  p.requests[0].generated_blocks_freed = 5;
+  p.requests[1].generated_blocks_freed = 2;
+  EXPECT_EQ(p.mean_kv_blocks_held(), (std::vector<double>{15.0, 12.0, 8.0}));
+  EXPECT_EQ(p.generated_blocks_freed(), 7u);
+  const auto panels = blocks_held_plot_panels({p});
+  ASSERT_EQ(panels.size(), 1u);
+  ASSERT_EQ(panels[0].series.size(), 1u);
+  EXPECT_EQ(panels[0].series[0].label, "topp every 16");
+  EXPECT_EQ(panels[0].series[0].x, (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(panels[0].series[0].y, (std::vector<double>{15.0, 12.0, 8.0}));
 }
 
 TEST(EvalReport, TableHasOneRowPerPolicy) {
