@@ -45,6 +45,9 @@ struct Model {
   // Why a file that names a tokenizer has none here ("tokenizer.ggml.model = 'gpt2' is not
   // supported ..."): text requests are refused up front with it. Empty otherwise.
   std::string unusable_tokenizer;
+  // GGUF tokenizer.chat_template: the Jinja text that turns chat messages into a prompt
+  // (model/chat_template.h recognises the common ones). Empty when the file has none.
+  std::string chat_template;
   TokenId bos_id = 1;
   TokenId eos_id = 2;
   // Tokens that end a generation: EOS, and BOS (llama2.c models emit BOS between stories).
