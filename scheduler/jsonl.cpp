@@ -5,76 +5,18 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <limits>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "scheduler/json_fields.h"
 
 namespace prunekv {
 namespace {
 
 using nlohmann::json;
-
-// nlohmann's type_name(): "null", "boolean", "number", "string", "array", "object".
-std::string describe(const json& value) {
-  std::string dumped = value.dump();
-  if (dumped.size() > 40) dumped = dumped.substr(0, 37) + "...";
-  return fmt::format("{} {}", value.type_name(), dumped);
-}
-
-[[noreturn]] void fail(size_t line_number, std::string_view field, std::string_view expected,
-                       const json& found) {
-  throw InputError(fmt::format("line {}: field \"{}\": expected {}, found {}", line_number, field, expected,
-                               describe(found)));
-}
-
-int64_t integer_field(const json& object, std::string_view field, size_t line_number, int64_t min,
-                      int64_t max) {
-  const json& value = object.at(field);
-  const std::string expected = fmt::format("an integer in [{}, {}]", min, max);
-  if (!value.is_number_integer()) fail(line_number, field, expected, value);
-  if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(max))
-    fail(line_number, field, expected, value);
-  const int64_t v = value.get<int64_t>();
-  if (v < min || v > max) fail(line_number, field, expected, value);
-  return v;
-}
-
-double number_field(const json& object, std::string_view field, size_t line_number,
-                    std::string_view expected) {
-  const json& value = object.at(field);
-  if (!value.is_number()) fail(line_number, field, expected, value);
-  return value.get<double>();
-}
-
-std::vector<std::string> stop_field(const json& value, size_t line_number) {
-  constexpr std::string_view kExpected = "a string or an array of strings";
-  if (value.is_string()) return {value.get<std::string>()};
-  if (!value.is_array()) fail(line_number, "stop", kExpected, value);
-  std::vector<std::string> stop;
-  for (const json& item : value) {
-    if (!item.is_string()) fail(line_number, "stop", kExpected, value);
-    stop.push_back(item.get<std::string>());
-  }
-  return stop;
-}
-
-std::vector<TokenId> prompt_tokens_field(const json& value, size_t line_number) {
-  constexpr std::string_view kExpected = "a non-empty array of non-negative token ids";
-  if (!value.is_array() || value.empty()) fail(line_number, "prompt_tokens", kExpected, value);
-  std::vector<TokenId> tokens;
-  tokens.reserve(value.size());
-  for (const json& item : value) {
-    if (!item.is_number_integer() || item.get<int64_t>() < 0 ||
-        item.get<int64_t>() > std::numeric_limits<TokenId>::max())
-      fail(line_number, "prompt_tokens", kExpected, item);
-    tokens.push_back(static_cast<TokenId>(item.get<int64_t>()));
-  }
-  return tokens;
-}
 
 // The id to echo: the line's own when it is a string or an integer, else "line-N" (a string, so
 // it never collides with a user's integer id).
@@ -118,11 +60,21 @@ json parse_object(std::string_view line, size_t line_number) {
     throw InputError(fmt::format("line {}: malformed JSON: {}", line_number, e.what()));
   }
   if (!object.is_object())
-    throw InputError(fmt::format("line {}: expected a JSON object, found {}", line_number, describe(object)));
+    throw InputError(fmt::format("line {}: expected a JSON object, found {}", line_number, describe_json(object)));
   return object;
 }
 
 }  // namespace
+
+RequestSpec RequestDefaults::spec() const {
+  RequestSpec spec;
+  spec.max_tokens = max_tokens;
+  spec.sampling = sampling;
+  spec.stop = stop;
+  spec.ignore_eos = ignore_eos;
+  spec.policy = policy;
+  return spec;
+}
 
 RequestSpec parse_request_object(const json& object, size_t line_number, const RequestDefaults& defaults,
                                  const ReadOptions& options) {
@@ -132,53 +84,24 @@ RequestSpec parse_request_object(const json& object, size_t line_number, const R
         throw InputError(fmt::format("line {}: {}: not a request field (--strict)", line_number,
                                      unknown_field_message(name)));
 
-  RequestSpec spec;
-  if (object.contains("id") && !object["id"].is_string() && !object["id"].is_number_integer())
-    fail(line_number, "id", "a string or an integer", object["id"]);
-  spec.id = id_text(line_id(object, line_number));
-
-  // prompt_tokens wins when both are present: the ids are exact, the text must be re-encoded.
-  if (object.contains("prompt_tokens")) {
-    spec.prompt_tokens = prompt_tokens_field(object["prompt_tokens"], line_number);
-  } else if (object.contains("prompt")) {
-    if (!object["prompt"].is_string()) fail(line_number, "prompt", "a string", object["prompt"]);
-    spec.prompt = object["prompt"].get<std::string>();
-  } else {
-    throw InputError(fmt::format(
-        "line {}: missing prompt: expected a \"prompt\" string or a \"prompt_tokens\" array", line_number));
-  }
-
-  spec.max_tokens = defaults.max_tokens;
-  if (object.contains("max_tokens"))
-    spec.max_tokens = static_cast<uint32_t>(
-        integer_field(object, "max_tokens", line_number, 1, std::numeric_limits<int32_t>::max()));
-  spec.sampling = defaults.sampling;
-  if (object.contains("temperature"))
-    spec.sampling.temperature =
-        static_cast<float>(number_field(object, "temperature", line_number, "a number >= 0"));
-  if (object.contains("top_p"))
-    spec.sampling.top_p =
-        static_cast<float>(number_field(object, "top_p", line_number, "a number in (0, 1]"));
-  if (object.contains("top_k"))
-    spec.sampling.top_k = static_cast<int32_t>(
-        integer_field(object, "top_k", line_number, 0, std::numeric_limits<int32_t>::max()));
-  if (object.contains("seed"))
-    spec.sampling.seed = static_cast<uint64_t>(
-        integer_field(object, "seed", line_number, 0, std::numeric_limits<int64_t>::max()));
+  RequestSpec spec = defaults.spec();
   try {
+    if (object.contains("id") && !object["id"].is_string() && !object["id"].is_number_integer())
+      fail_field("id", "a string or an integer", object["id"]);
+    spec.id = id_text(line_id(object, line_number));
+    // prompt_tokens wins when both are present: the ids are exact, the text must be re-encoded.
+    if (object.contains("prompt_tokens")) {
+      spec.prompt_tokens = token_ids_field(object["prompt_tokens"], "prompt_tokens");
+    } else if (object.contains("prompt")) {
+      if (!object["prompt"].is_string()) fail_field("prompt", "a string", object["prompt"]);
+      spec.prompt = object["prompt"].get<std::string>();
+    } else {
+      throw InputError("missing prompt: expected a \"prompt\" string or a \"prompt_tokens\" array");
+    }
+    for (const auto& [key, value] : object.items()) read_sampling_field(key, value, spec, SamplingFieldRules{});
     spec.sampling.validate();
   } catch (const InputError& e) {
     throw InputError(fmt::format("line {}: {}", line_number, e.what()));
-  }
-  spec.stop = object.contains("stop") ? stop_field(object["stop"], line_number) : defaults.stop;
-  spec.ignore_eos = defaults.ignore_eos;
-  spec.policy = defaults.policy;
-  // Checked by the engine when the request is submitted: an unknown name fails this request only.
-  if (object.contains("policy")) {
-    const json& value = object["policy"];
-    if (!value.is_string() || value.get_ref<const std::string&>().empty())
-      fail(line_number, "policy", "a pruning policy spec such as \"dbudget\" or \"snapkv:0.5\"", value);
-    spec.policy = value.get<std::string>();
   }
   return spec;
 }

@@ -37,6 +37,9 @@ struct RequestDefaults {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   std::string policy;  // empty = the engine's default
+
+  // A request with these values and no prompt yet.
+  RequestSpec spec() const;
 };
 
 inline constexpr size_t kDefaultMaxLineBytes = size_t{16} << 20;

@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "scheduler/json_fields.h"
+#include "scheduler/openai_request.h"
 
 namespace prunekv {
 namespace {
@@ -13,34 +15,28 @@ using nlohmann::json;
 
 std::string id_text(const json& id) { return id.is_string() ? id.get<std::string>() : id.dump(); }
 
-// The body in prunekv's own line shape, so one parser checks every field the same way. OpenAI's
-// "prompt" may be text, token ids, or a list of prompts (one request each in OpenAI; refused here,
-// as each line must stay one request for the output to line up).
-json body_as_request(const json& body, const std::string& custom_id, size_t line_number) {
+// The body through the OpenAI body parser the server uses, with the line's context: "line 3:
+// field \"body.top_p\": ...". A Batch file is read, not streamed; "model" is not checked (one
+// process serves one model).
+RequestSpec body_request(const json& body, const std::string& custom_id, size_t line_number,
+                         const RequestDefaults& defaults) {
   if (!body.is_object())
     throw InputError(fmt::format("line {}: field \"body\": expected an object, found {}", line_number,
                                  body.type_name()));
-  json request = body;
-  request.erase("model");
-  request["id"] = custom_id;
-  if (request.contains("n") && request["n"] != 1)
-    throw InputError(fmt::format("line {}: field \"body.n\": expected 1, found {}: one line, one completion",
-                                 line_number, request["n"].dump()));
-  request.erase("n");
-  if (request.contains("prompt") && request["prompt"].is_array()) {
-    json prompt = request["prompt"];
-    request.erase("prompt");
-    if (prompt.size() == 1 && prompt[0].is_string())
-      request["prompt"] = prompt[0];
-    else if (!prompt.empty() && prompt[0].is_number_integer())
-      request["prompt_tokens"] = prompt;
-    else
-      throw InputError(fmt::format(
-          "line {}: field \"body.prompt\": expected a string or an array of token ids, found {}: "
-          "put each prompt of a list on a line of its own",
-          line_number, prompt.dump().substr(0, 40)));
+  OpenAiRequest request;
+  try {
+    request = parse_openai_request(body, OpenAiEndpoint::kCompletions, defaults.spec());
+    if (request.stream) fail_field("stream", "false: a Batch file is answered in a file, not streamed", body["stream"]);
+  } catch (const FieldError& e) {
+    // Every message quotes its field; name it as the line has it, under "body".
+    std::string message = e.what();
+    if (const std::string quoted = fmt::format("\"{}\"", e.field()); !e.field().empty())
+      if (const size_t at = message.find(quoted); at != std::string::npos)
+        message.replace(at, quoted.size(), fmt::format("\"body.{}\"", e.field()));
+    throw InputError(fmt::format("line {}: {}", line_number, message));
   }
-  return request;
+  request.spec.id = custom_id;
+  return request.spec;
 }
 
 RequestSpec parse_openai_object(const json& object, size_t line_number, const RequestDefaults& defaults) {
@@ -62,8 +58,7 @@ RequestSpec parse_openai_object(const json& object, size_t line_number, const Re
         "line {}: field \"url\": expected \"/v1/completions\", found {}: prunekv serves raw completions "
         "(a chat request needs the model's chat template)",
         line_number, object["url"].dump()));
-  return parse_request_object(body_as_request(field("body", "an object"), custom_id, line_number),
-                              line_number, defaults);
+  return body_request(field("body", "an object"), custom_id, line_number, defaults);
 }
 
 }  // namespace

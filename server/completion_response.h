@@ -1,6 +1,8 @@
 #pragma once
-// OpenAI response bodies for /v1/completions: the whole answer, and the Server-Sent Events
-// chunks of a streamed one. Each carries a "prunekv" field with what pruning did.
+// OpenAI response bodies for /v1/completions and /v1/chat/completions: the whole answer, and the
+// Server-Sent Events chunks of a streamed one. Each carries a "prunekv" field with what pruning
+// did. A completion's choice holds "text"; a chat's holds "message" {"role", "content"}, its
+// chunks' "delta" {"content"} (the first chunk announces the role, chat_role_chunk()).
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -15,9 +17,10 @@ namespace prunekv::server {
 
 // Identity shared by every chunk of one completion.
 struct CompletionIds {
-  std::string id;     // "cmpl-<n>"
+  std::string id;     // "cmpl-<n>", "chatcmpl-<n>"
   int64_t created = 0;  // Unix seconds
   std::string model;
+  bool chat = false;  // chat.completion shapes
 };
 
 // "stop", "length", or "abort" (cancelled); OpenAI's names, vLLM's for the last.
@@ -33,6 +36,8 @@ nlohmann::json completion_body(const CompletionIds& ids, const RequestOutput& ou
 // field) only on the last token's chunk.
 std::string completion_chunk(const CompletionIds& ids, std::string_view text, std::span<const TokenId> tokens,
                              bool token_ids, const RequestOutput* finished_output);
+// A chat stream's first event: {"delta": {"role": "assistant", "content": ""}}.
+std::string chat_role_chunk(const CompletionIds& ids);
 // The usage event (stream_options.include_usage): no choices.
 std::string usage_chunk(const CompletionIds& ids, const RequestOutput& output);
 inline constexpr std::string_view kDoneEvent = "data: [DONE]\n\n";

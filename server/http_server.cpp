@@ -11,16 +11,19 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "model/chat_template.h"
 #include "server/api_error.h"
 #include "server/completion_request.h"
 #include "server/completion_response.h"
@@ -53,10 +56,14 @@ bool peer_gone(int fd) {
   return false;
 }
 
+// Each connection runs its own io_context for its reads, so that tcp_stream's deadline bounds
+// them (a client that connects and sends nothing, or half a request, is dropped at the deadline);
+// writes stay blocking on the same socket.
 struct Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), fd(socket.native_handle()) {}
-  tcp::socket socket;
-  int fd;
+  asio::io_context io;
+  beast::tcp_stream stream{io};
+  tcp::socket& socket = stream.socket();
+  int fd = -1;
   std::mutex mutex;         // guards the fields below against shutdown()
   bool reading_idle = false;  // blocked waiting for the next request
   bool closed = false;
@@ -75,7 +82,9 @@ struct HttpServer::Impl {
   void serve(Connection& c);
   // Answers one request; false when the connection must close afterwards.
   bool handle(Connection& c, const Request& request);
-  bool completion(Connection& c, const Request& request);
+  bool completion(Connection& c, const Request& request, OpenAiEndpoint endpoint);
+  // ApiError 400 when the model has no chat template prunekv can apply.
+  void require_chat_template() const;
   bool stream(Connection& c, const Request& request, const CompletionIds& ids, const CompletionRequest& cr,
               RequestId id, RequestChannel& channel, RequestChannel::Update& update);
   // Waits for news from the engine while watching the client; false when the client left (the
@@ -89,6 +98,7 @@ struct HttpServer::Impl {
 
   ServerOptions options;
   const uint32_t context_length;
+  const std::optional<ChatFormat> chat_format;
   ServerMetrics metrics;
   EngineLoop loop;
   asio::io_context io;
@@ -107,6 +117,7 @@ struct HttpServer::Impl {
 HttpServer::Impl::Impl(ModelRunner& runner, EngineConfig config, ServerOptions opts)
     : options(std::move(opts)),
       context_length(runner.context_length()),
+      chat_format(detect_chat_format(options.chat_template)),
       metrics(options.model_name),
       loop(runner, std::move(config), metrics, options.status_interval_seconds),
       acceptor(io) {
@@ -120,14 +131,18 @@ HttpServer::Impl::Impl(ModelRunner& runner, EngineConfig config, ServerOptions o
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw Error(fmt::format("cannot listen on {}:{}: {}", options.host, options.port, ec.message()));
   bound_port = acceptor.local_endpoint().port();
+  if (chat_format)
+    log->info("chat template: {} (/v1/chat/completions)", chat_format_name(*chat_format));
+  else if (!options.chat_template.empty())
+    log->warn("the model's chat template is none prunekv recognises: /v1/chat/completions answers 400");
   accept_thread = std::thread([this] { accept_loop(); });
 }
 
 void HttpServer::Impl::accept_loop() {
   for (;;) {
-    tcp::socket socket(io);
+    auto connection = std::make_shared<Connection>();
     beast::error_code ec;
-    acceptor.accept(socket, ec);
+    acceptor.accept(connection->socket, ec);
     if (draining.load()) break;
     if (ec) {
       if (ec == asio::error::invalid_argument || ec == asio::error::bad_descriptor) break;  // shut down
@@ -135,9 +150,9 @@ void HttpServer::Impl::accept_loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // out of descriptors: breathe
       continue;
     }
-    socket.set_option(tcp::no_delay(true), ec);
+    connection->socket.set_option(tcp::no_delay(true), ec);
+    connection->fd = connection->socket.native_handle();
     reap_connections(false);
-    auto connection = std::make_shared<Connection>(std::move(socket));
     std::lock_guard lock(connections_mutex);
     if (connections.size() >= options.max_connections) {
       metrics.observe_refused(503);
@@ -173,6 +188,8 @@ void HttpServer::Impl::reap_connections(bool all) {
 }
 
 void HttpServer::Impl::serve(Connection& c) {
+  const auto read_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options.read_timeout_seconds));
   beast::flat_buffer buffer;
   for (;;) {
     {
@@ -183,10 +200,18 @@ void HttpServer::Impl::serve(Connection& c) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     beast::error_code ec;
-    http::read(c.socket, buffer, parser, ec);
+    c.stream.expires_after(read_timeout);
+    http::async_read(c.stream, buffer, parser, [&ec](beast::error_code e, size_t) { ec = e; });
+    c.io.restart();
+    c.io.run();
     {
       std::lock_guard lock(c.mutex);
       c.reading_idle = false;
+    }
+    if (ec == beast::error::timeout) {
+      // tcp_stream closed the socket: nothing more can be said to this client.
+      log->debug("connection idle or incomplete for {} s: closed", options.read_timeout_seconds);
+      break;
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted || ec == asio::error::shut_down)
@@ -271,18 +296,12 @@ bool HttpServer::Impl::handle(Connection& c, const Request& request) {
     http::write(c.socket, response, ec);
     return !ec && response.keep_alive();
   }
-  if (path == "/v1/completions") {
+  if (path == "/v1/completions" || path == "/v1/chat/completions") {
     only(post, "POST");
-    return completion(c, request);
+    return completion(c, request,
+                      path == "/v1/completions" ? OpenAiEndpoint::kCompletions : OpenAiEndpoint::kChatCompletions);
   }
-  if (path == "/v1/chat/completions") {
-    only(post, "POST");
-    throw ApiError(400, fmt::format("model \"{}\" has no chat template prunekv can apply (prunekv reads no chat "
-                                    "templates: it has no Jinja engine); use /v1/completions with a prompt",
-                                    options.model_name),
-                   "messages");
-  }
-  throw ApiError(404, fmt::format("no route {} {}: expected /health, /metrics, /v1/models, /v1/completions",
+  throw ApiError(404, fmt::format("no route {} {}: expected /health, /metrics, /v1/models, /v1/completions, /v1/chat/completions",
                                   std::string(request.method_string()), path));
 }
 
@@ -297,11 +316,28 @@ bool HttpServer::Impl::wait_for_engine(Connection& c, RequestId id, RequestChann
   return true;
 }
 
-bool HttpServer::Impl::completion(Connection& c, const Request& request) {
+void HttpServer::Impl::require_chat_template() const {
+  if (options.chat_template.empty())
+    throw ApiError(400, fmt::format("model \"{}\" has no chat template (GGUF metadata tokenizer.chat_template): use "
+                                    "/v1/completions with a prompt",
+                                    options.model_name),
+                   "messages");
+  if (!chat_format)
+    throw ApiError(400, fmt::format("model \"{}\" has a chat template prunekv does not recognise (it renders the "
+                                    "chatml, llama2, mistral, llama3, zephyr, gemma and phi3 formats and has no Jinja "
+                                    "engine): use /v1/completions with a prompt",
+                                    options.model_name),
+                   "messages");
+}
+
+bool HttpServer::Impl::completion(Connection& c, const Request& request, OpenAiEndpoint endpoint) {
   if (draining.load()) throw ApiError(503, "server shutting down");
-  const CompletionRequest cr = parse_completion_request(request.body(), options.model_name);
-  const CompletionIds ids{fmt::format("cmpl-{}", next_completion.fetch_add(1)), int64_t(std::time(nullptr)),
-                          options.model_name};
+  const bool chat = endpoint == OpenAiEndpoint::kChatCompletions;
+  if (chat) require_chat_template();  // before the body: no chat body can be served without one
+  CompletionRequest cr = parse_completion_request(request.body(), options.model_name, endpoint);
+  if (chat) cr.spec.prompt = render_chat(*chat_format, cr.messages, cr.add_generation_prompt);
+  const CompletionIds ids{fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_completion.fetch_add(1)),
+                          int64_t(std::time(nullptr)), options.model_name, chat};
   auto channel = std::make_shared<RequestChannel>();
   const bool streaming = cr.stream;
   const std::optional<RequestId> id = loop.try_submit(
@@ -337,35 +373,45 @@ bool HttpServer::Impl::stream(Connection& c, const Request& request, const Compl
   http::response_serializer<http::empty_body> serializer(head);
   beast::error_code ec;
   http::write_header(c.socket, serializer, ec);
-  auto send = [&](const std::string& event) {
-    if (!ec) asio::write(c.socket, http::make_chunk(asio::buffer(event)), ec);
+  // The events of every token that came in since the last write go out in one HTTP chunk: one
+  // write per wake-up, however far the engine got meanwhile.
+  std::string events;
+  auto flush = [&] {
+    if (!ec && !events.empty()) asio::write(c.socket, http::make_chunk(asio::buffer(events)), ec);
+    events.clear();
     return !ec;
   };
+  if (ids.chat) {
+    events = chat_role_chunk(ids);
+    flush();
+  }
   size_t max_stop = 0;
   for (const std::string& s : cr.spec.stop) max_stop = std::max(max_stop, s.size());
   size_t tokens_sent = 0, text_sent = 0;
   for (;;) {
-    // One chunk per token, each with the text that became safe to send.
+    // One event per token, each with the text that became safe to send.
     for (; tokens_sent < update.tokens.size(); ++tokens_sent) {
       const std::string_view text = std::string_view(update.text).substr(0, update.text_ends[tokens_sent]);
       const size_t end = sendable_text_end(text, text_sent, max_stop, false);
       const std::span<const TokenId> token(&update.tokens[tokens_sent], 1);
-      if (!send(completion_chunk(ids, text.substr(text_sent, end - text_sent), token, cr.return_token_ids, nullptr))) {
-        loop.cancel(id);
-        return false;
-      }
+      events += completion_chunk(ids, text.substr(text_sent, end - text_sent), token, cr.return_token_ids, nullptr);
       text_sent = end;
     }
     if (update.final) break;
+    if (!flush()) {
+      loop.cancel(id);
+      return false;
+    }
     if (!wait_for_engine(c, id, channel, update)) return false;
   }
   const RequestOutput& out = *update.final;
   const std::string_view rest = text_sent < out.text.size() ? std::string_view(out.text).substr(text_sent) : "";
   const std::span<const TokenId> last_tokens =
       std::span<const TokenId>(out.output_tokens).subspan(std::min(tokens_sent, out.output_tokens.size()));
-  send(completion_chunk(ids, rest, last_tokens, cr.return_token_ids, &out));
-  if (cr.include_usage) send(usage_chunk(ids, out));
-  send(std::string(kDoneEvent));
+  events += completion_chunk(ids, rest, last_tokens, cr.return_token_ids, &out);
+  if (cr.include_usage) events += usage_chunk(ids, out);
+  events += kDoneEvent;
+  flush();
   if (!ec) asio::write(c.socket, http::make_chunk_last(), ec);
   return !ec && head.keep_alive();
 }

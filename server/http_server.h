@@ -4,9 +4,11 @@
 //   GET  /v1/models            the one served model
 //   GET  /metrics              Prometheus text (ServerMetrics)
 //   POST /v1/completions       CompletionRequest; "stream": true answers with Server-Sent Events
-//   POST /v1/chat/completions  400: prunekv applies no chat templates (no Jinja engine)
-// One thread accepts and one thread serves each connection (blocking reads and writes, keep-
-// alive); a client that goes away cancels its request. Boost.Beast stays in the .cpp.
+//   POST /v1/chat/completions  the messages rendered with the model's chat template when
+//                              model/chat_template.h recognises it; 400 when there is none or
+//                              it is not one prunekv knows (it has no Jinja engine)
+// One thread accepts and one thread serves each connection (reads with a deadline, blocking
+// writes, keep-alive); a client that goes away cancels its request. Boost.Beast stays in the .cpp.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -22,11 +24,15 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8000;  // 0 = an ephemeral port (see HttpServer::port())
   std::string model_name = "prunekv";  // what /v1/models lists and "model" must name
+  std::string chat_template;  // the model's tokenizer.chat_template (Model::chat_template); "" = none
   // Requests accepted but not yet running beyond which a new one gets 503 + Retry-After.
   size_t max_queued_requests = 1024;
   double status_interval_seconds = 5.0;  // status line period while busy; <= 0: none
   size_t max_body_bytes = 1 << 20;       // larger bodies get 413
   size_t max_connections = 1024;         // more at once get 503 and are closed
+  // A connection whose next request has not fully arrived this long after the last answer (or
+  // after it connected) is closed, so idle or stalled clients cannot hold threads forever.
+  double read_timeout_seconds = 60.0;
 };
 
 class HttpServer {

@@ -78,7 +78,7 @@ TEST(BatchFile, ALineInNeitherFormatIsAnErrorForThatLineAlone) {
        "field \"url\": expected \"/v1/completions\""},
       {openai_line({{"prompt", "x"}, {"n", 2}}, "r9"), "field \"body.n\": expected 1"},
       {openai_line({{"prompt", {"a", "b"}}}, "r9"), "field \"body.prompt\""},
-      {openai_line({{"max_tokens", 3}}, "r9"), "missing prompt"},
+      {openai_line({{"max_tokens", 3}}, "r9"), "missing field \"body.prompt\""},
       {openai_line(5, "r9"), "field \"body\": expected an object"},
       {json{{"custom_id", 7}, {"body", {{"prompt", "x"}}}}.dump(), "field \"custom_id\": expected a string"},
       // A prunekv line in an OpenAI file: no custom_id.

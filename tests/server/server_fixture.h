@@ -49,7 +49,12 @@ class ServerFixture : public ::testing::Test {
     PKV_REQUIRE_SHARED_FILE(model_path("stories260K.bin"));
     LoadOptions options;
     options.tokenizer_path = model_path("tok512.bin");
-    model_ = load_model(model_path("stories260K.bin"), options);
+    load(model_path("stories260K.bin"), options);
+  }
+  // Serves another model file (before start()).
+  void load(const std::string& path, const LoadOptions& options = {}) {
+    runner_.reset();
+    model_ = load_model(path, options);
     runner_ = std::make_unique<TransformerRunner>(*model_, num_threads());
   }
   void TearDown() override {
@@ -102,14 +107,16 @@ class ServerFixture : public ::testing::Test {
   };
   // A streamed completion; hang_up_after > 0 closes the connection after that many events.
   // Safe from many threads at once (one client each).
-  static Streamed stream(bench::HttpClient& client, nlohmann::json body, size_t hang_up_after = 0) {
+  // A chat stream's chunks carry their text in "delta"."content".
+  static Streamed stream(bench::HttpClient& client, nlohmann::json body, size_t hang_up_after = 0,
+                         const std::string& path = "/v1/completions") {
     body["stream"] = true;
     Streamed s;
     bench::SseParser parser;
     std::vector<std::string> events;
     std::string raw;
     size_t consumed = 0;
-    s.status = client.post_streaming("/v1/completions", body.dump(), [&](std::string_view data) {
+    s.status = client.post_streaming(path, body.dump(), [&](std::string_view data) {
       raw.append(data);
       parser.feed(data, events);
       for (; consumed < events.size(); ++consumed) {
@@ -120,7 +127,11 @@ class ServerFixture : public ::testing::Test {
         }
         nlohmann::json chunk = nlohmann::json::parse(e);
         for (const auto& choice : chunk["choices"]) {
-          s.text += choice["text"].get<std::string>();
+          if (choice.contains("delta")) {
+            if (choice["delta"].contains("content")) s.text += choice["delta"]["content"].get<std::string>();
+          } else {
+            s.text += choice["text"].get<std::string>();
+          }
           if (choice.contains("token_ids"))
             for (int t : choice["token_ids"]) s.token_ids.push_back(t);
         }

@@ -1,12 +1,21 @@
 // `prunekv serve` end to end on 127.0.0.1 with the real stories260K model: the 60 golden prompts
 // over HTTP (streamed and not), the endpoints, a table of bad input while a good client keeps
-// being served, a full queue, a pool too small for a prompt, a client that hangs up, and a drain.
+// being served, a full queue, a pool too small for a prompt, a client that hangs up, a client
+// that sends nothing, a drain, and chat completions through a GGUF's chat template.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <thread>
 
 #include "bench/serving_bench.h"
 #include "tests/server/server_fixture.h"
+#include "tests/testing/gguf_writer.h"
 #include "tests/testing/golden.h"
 
 namespace prunekv::testing {
@@ -102,6 +111,89 @@ TEST_F(ServerModel, Endpoints) {
   const auto chat = client.post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})");
   EXPECT_EQ(chat.status, 400);
   EXPECT_NE(chat.body.find("no chat template"), std::string::npos) << chat.body;
+}
+
+// A GGUF carrying a chatml template: /v1/chat/completions renders the messages with it and
+// answers exactly what /v1/completions answers for the rendered prompt, streamed and not.
+TEST_F(ServerModel, ChatCompletionsRenderTheModelsTemplate) {
+  PKV_REQUIRE_SHARED_FILE(model_path("stories260K-f32.gguf"));
+  const TempDir dir;
+  const std::string chatml =
+      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+      "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  copy_gguf_with_string(model_path("stories260K-f32.gguf"), dir.file("chat.gguf"), "tokenizer.chat_template", chatml);
+  load(dir.file("chat.gguf").string());
+  ASSERT_EQ(model_->chat_template, chatml);
+  server::ServerOptions options;
+  options.chat_template = model_->chat_template;
+  start(default_config(), options);
+  bench::HttpClient client(address());
+
+  const json messages = json::array({{{"role", "system"}, {"content", "You tell stories."}},
+                                     {{"role", "user"}, {"content", "Once upon a time"}}});
+  const json sampling = {{"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true}};
+  json chat_body = sampling;
+  chat_body["messages"] = messages;
+  const auto chat = client.post("/v1/chat/completions", chat_body.dump());
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  const json answer = json::parse(chat.body);
+  EXPECT_EQ(answer["object"], "chat.completion");
+  EXPECT_EQ(answer["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  const json& choice = answer["choices"][0];
+  EXPECT_EQ(choice["index"], 0);
+  EXPECT_EQ(choice["message"]["role"], "assistant");
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_EQ(answer["usage"]["completion_tokens"], 24);
+  EXPECT_TRUE(answer["prunekv"].contains("kv_kept_fraction"));
+
+  // The rendered prompt, written from ChatML's documentation.
+  json completion_body = sampling;
+  completion_body["prompt"] =
+      "<|im_start|>system\nYou tell stories.<|im_end|>\n<|im_start|>user\nOnce upon a time<|im_end|>\n"
+      "<|im_start|>assistant\n";
+  const auto [status, completion] = complete(client, completion_body);
+  ASSERT_EQ(status, 200) << completion.dump();
+  EXPECT_EQ(choice["message"]["content"], completion["choices"][0]["text"]);
+  EXPECT_FALSE(completion["choices"][0]["text"].get<std::string>().empty());
+  EXPECT_EQ(answer["usage"], completion["usage"]);
+
+  chat_body["stream_options"] = {{"include_usage", true}};
+  const Streamed streamed = stream(client, chat_body, 0, "/v1/chat/completions");
+  ASSERT_EQ(streamed.status, 200) << streamed.error.dump();
+  EXPECT_TRUE(streamed.done);
+  ASSERT_GE(streamed.chunks.size(), 3u);
+  EXPECT_EQ(streamed.chunks.front()["object"], "chat.completion.chunk");
+  EXPECT_EQ(streamed.chunks.front()["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(streamed.text, choice["message"]["content"]);
+  EXPECT_EQ(streamed.chunks.back()["usage"], answer["usage"]);
+
+  struct Case {
+    json body;
+    std::string param;
+  };
+  for (const Case& c : {Case{{{"messages", "hi"}}, "messages"},
+                        Case{{{"messages", json::array()}}, "messages"},
+                        Case{{{"messages", {{{"role", "robot"}, {"content", "x"}}}}}, "messages[0].role"},
+                        Case{{{"messages", {{{"role", "user"}, {"content", 5}}}}}, "messages[0].content"},
+                        Case{{{"messages", {{{"role", "user"}}}}}, "messages[0].content"},
+                        Case{{{"prompt", "x"}}, "prompt"}}) {
+    SCOPED_TRACE(c.body.dump());
+    const auto r = client.post("/v1/chat/completions", c.body.dump());
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(json::parse(r.body)["error"]["param"], c.param) << r.body;
+  }
+  wait_until_idle(client);
+}
+
+// A template none of the known formats' markers match is refused, not guessed at.
+TEST_F(ServerModel, ChatWithAnUnknownTemplateGets400) {
+  server::ServerOptions options;
+  options.chat_template = "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}";
+  start(default_config(), options);
+  bench::HttpClient client(address());
+  const auto chat = client.post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})");
+  EXPECT_EQ(chat.status, 400);
+  EXPECT_NE(chat.body.find("does not recognise"), std::string::npos) << chat.body;
 }
 
 TEST_F(ServerModel, PruningIsReportedPerResponseAndInMetrics) {
@@ -272,6 +364,49 @@ TEST_F(ServerModel, FullQueueGets503WithRetryAfter) {
   b.join();
   const std::string metrics = wait_until_idle(client);
   EXPECT_GE(metric(metrics, "prunekv:http_requests_refused_total{model_name=\"stories260K\",status=\"503\"}"), 1);
+}
+
+// A raw TCP connection to the server that sends `bytes` and then nothing: the seconds until the
+// server closes it (recv sees the end), or -1 when it is still open after 10 s.
+double seconds_until_closed(uint16_t port, const std::string& bytes) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const auto start = std::chrono::steady_clock::now();
+  if (!bytes.empty()) {
+    EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+  }
+  timeval limit{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  char c;
+  const ssize_t n = ::recv(fd, &c, 1, 0);
+  const bool closed = n == 0 || (n < 0 && errno == ECONNRESET);
+  ::close(fd);
+  return closed ? std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() : -1;
+}
+
+TEST_F(ServerModel, AClientThatSendsNothingIsDisconnectedAtTheReadTimeout) {
+  server::ServerOptions options;
+  options.read_timeout_seconds = 0.3;
+  start(default_config(), options);
+  const double idle = seconds_until_closed(server_->port(), "");
+  EXPECT_GE(idle, 0.25);
+  EXPECT_LT(idle, 5.0);
+  // Half a request (headers never finished) is no better.
+  const double partial = seconds_until_closed(server_->port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_GE(partial, 0.25);
+  EXPECT_LT(partial, 5.0);
+  // The server goes on serving.
+  bench::HttpClient client(address());
+  for (int i = 0; i < 3; ++i) {
+    const auto [status, body] = complete(client, {{"prompt", "Once"}, {"max_tokens", 4}, {"temperature", 0}});
+    EXPECT_EQ(status, 200) << body.dump();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  wait_until_idle(client);
 }
 
 TEST_F(ServerModel, ClientThatHangsUpCancelsItsRequest) {

@@ -7,10 +7,13 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <stdexcept>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include "model/gguf_reader.h"
+#include "model/mapped_file.h"
 #include "tests/testing/quantize.h"
 
 namespace prunekv::testing {
@@ -250,6 +253,36 @@ std::vector<uint8_t> read_bytes(const std::filesystem::path& path) {
 void write_truncated_copy(const std::filesystem::path& source, const std::filesystem::path& target, size_t size) {
   std::vector<uint8_t> bytes = read_bytes(source);
   bytes.resize(std::min(size, bytes.size()));
+  write_bytes(target, bytes);
+}
+
+void copy_gguf_with_string(const std::filesystem::path& source, const std::filesystem::path& target,
+                           const std::string& key, const std::string& value) {
+  const GgufReader reader(MappedFile::open(source.string()));
+  if (reader.version() < 2) throw std::runtime_error("copy_gguf_with_string: GGUF v1 has 32-bit counts");
+  const uint64_t alignment = reader.get_uint("general.alignment").value_or(32);
+  auto entry = [](const std::string& k, const std::string& v) {
+    std::vector<uint8_t> out;
+    auto put = [&](const void* p, size_t n) { out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n); };
+    const uint64_t klen = k.size(), vlen = v.size();
+    const uint32_t type = 8;  // string
+    put(&klen, 8), put(k.data(), k.size()), put(&type, 4), put(&vlen, 8), put(v.data(), v.size());
+    return out;
+  };
+  std::vector<uint8_t> added = entry(key, value);
+  const std::string filler_key = "prunekv.test.padding";
+  const size_t filler_size = entry(filler_key, "").size();
+  const size_t pad = (alignment - (added.size() + filler_size) % alignment) % alignment;
+  const std::vector<uint8_t> filler = entry(filler_key, std::string(pad, ' '));
+  added.insert(added.end(), filler.begin(), filler.end());
+
+  std::vector<uint8_t> bytes = read_bytes(source);
+  constexpr size_t kCountOffset = 16;  // magic, version, tensor count, then the metadata count
+  uint64_t count = 0;
+  std::memcpy(&count, bytes.data() + kCountOffset, 8);
+  count += 2;
+  std::memcpy(bytes.data() + kCountOffset, &count, 8);
+  bytes.insert(bytes.begin() + kCountOffset + 8, added.begin(), added.end());
   write_bytes(target, bytes);
 }
 

@@ -85,6 +85,11 @@ class TempDir {
 // Writes the first `size` bytes of `source` to `target`.
 void write_truncated_copy(const std::filesystem::path& source, const std::filesystem::path& target, size_t size);
 void write_bytes(const std::filesystem::path& path, const std::vector<uint8_t>& bytes);
+// Copies the GGUF `source` to `target` with one more string metadata entry (a key the file does
+// not have yet), e.g. a tokenizer.chat_template for a real model that has none. The entry goes
+// first, padded with a filler entry to the file's alignment so every tensor offset stays valid.
+void copy_gguf_with_string(const std::filesystem::path& source, const std::filesystem::path& target,
+                           const std::string& key, const std::string& value);
 std::vector<uint8_t> read_bytes(const std::filesystem::path& path);
 
 }  // namespace prunekv::testing
