@@ -3,8 +3,9 @@
 //   {"custom_id": "r1", "method": "POST", "url": "/v1/completions",
 //    "body": {"model": "m", "prompt": "text" | [token ids], "max_tokens": N, "temperature": T,
 //             "top_p": P, "top_k": K, "seed": S, "stop": "s" | ["s", ...], "policy": "dbudget"}}
-// The body's fields mean what they mean in prunekv's JSONL (scheduler/jsonl.h); "model" is
-// not checked (one process serves one model), "n" must be 1. Output, one per line:
+// The body is read by the OpenAI body parser `prunekv serve` uses (scheduler/openai_request.h),
+// its errors naming "body.FIELD"; "model" is not checked (one process serves one model), "n"
+// must be 1 and "stream" false. Output, one per line:
 //   {"id": "prunekv-r1", "custom_id": "r1",
 //    "response": {"status_code": 200, "request_id": "prunekv-r1",
 //                 "body": {"id": "cmpl-r1", "object": "text_completion", "created": UNIX_S,

@@ -207,11 +207,13 @@ void HttpServer::Impl::serve(Connection& c) {
     {
       std::lock_guard lock(c.mutex);
       c.reading_idle = false;
+      // At the deadline tcp_stream closed the socket itself: shutdown() must not touch its
+      // descriptor number any more.
+      if (ec == beast::error::timeout) c.closed = true;
     }
     if (ec == beast::error::timeout) {
-      // tcp_stream closed the socket: nothing more can be said to this client.
       log->debug("connection idle or incomplete for {} s: closed", options.read_timeout_seconds);
-      break;
+      return;
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted || ec == asio::error::shut_down)
