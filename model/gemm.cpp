@@ -29,25 +29,29 @@ PackedWeights PackedWeights::scratch(size_t in, size_t max_out) {
   return w;
 }
 
-void PackedWeights::repack(const float* w, size_t out, size_t in) {
-  PKV_CHECK(in > 0 && (out + kGemmPanel - 1) / kGemmPanel * kGemmPanel * in <= capacity_floats_,
+float* PackedWeights::fill(size_t out, size_t in) {
+  PKV_CHECK(in > 0 && out > 0 && (out + kGemmPanel - 1) / kGemmPanel * kGemmPanel * in <= capacity_floats_,
             "[{}][{}] into scratch of {} floats", out, in, capacity_floats_);
   in_ = in;
-  const GemmPart part{w, out};
-  pack_panels({&part, 1});
+  part_out_.clear();
+  panels_.clear();
+  add_part(out);
+  return data_.get();
+}
+
+void PackedWeights::add_part(size_t out) {
+  const auto part = static_cast<uint32_t>(part_out_.size());
+  part_out_.push_back(out);
+  for (size_t col = 0; col < out; col += kGemmPanel)
+    panels_.push_back({part, static_cast<uint32_t>(col), static_cast<uint32_t>(std::min(kGemmPanel, out - col))});
 }
 
 void PackedWeights::pack_panels(std::span<const GemmPart> parts) {
   part_out_.clear();
   panels_.clear();
   for (size_t i = 0; i < parts.size(); ++i) {
-    const GemmPart& part = parts[i];
-    PKV_CHECK(part.w != nullptr && part.out > 0, "part {}: out = {}", i, part.out);
-    part_out_.push_back(part.out);
-    for (size_t col = 0; col < part.out; col += kGemmPanel) {
-      panels_.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(col),
-                         static_cast<uint32_t>(std::min(kGemmPanel, part.out - col))});
-    }
+    PKV_CHECK(parts[i].w != nullptr && parts[i].out > 0, "part {}: out = {}", i, parts[i].out);
+    add_part(parts[i].out);
   }
   const size_t panel_floats = in_ * kGemmPanel;
   // Panel by panel, k-blocked so both the 16 source rows and the destination stay in L1.

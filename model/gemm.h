@@ -45,11 +45,12 @@ class PackedWeights {
   PackedWeights(std::span<const GemmPart> parts, size_t in);
 
   // Scratch panels for one part of up to `max_out` rows of `in` (or any in * max_out no larger),
-  // refilled by repack(): where quantized products put their dequantized tiles (model/quant_matmul.h).
+  // refilled through fill(): where quantized products put their dequantized tiles
+  // (model/quant_matmul.h).
   static PackedWeights scratch(size_t in, size_t max_out);
-  // The row-major [out][in] fp32 matrix w as the only part (in * out rounded up to whole panels
-  // fits the scratch: CHECKed).
-  void repack(const float* w, size_t out, size_t in);
+  // Makes the scratch one part of `out` rows of `in` (fits: CHECKed) and returns its panel data
+  // for the caller to write in the layout above, zero padding included.
+  float* fill(size_t out, size_t in);
   size_t capacity_floats() const { return capacity_floats_; }
 
   size_t in() const { return in_; }
@@ -73,6 +74,7 @@ class PackedWeights {
 
  private:
   void pack_panels(std::span<const GemmPart> parts);
+  void add_part(size_t out);  // appends a part's panels (metadata only)
 
   size_t in_ = 0;
   size_t capacity_floats_ = 0;

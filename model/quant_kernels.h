@@ -5,7 +5,7 @@
 //
 // Both kernels decode a row 32 elements at a time into the same fp32 values the scalar
 // dequantizers give (model/dequantize.h: the same products and differences, in the same order),
-// so dequantize_rows is bit-identical to dequantize_row and dot_rows differs from
+// so dequantize_rows and dequantize_panels are bit-identical to dequantize_row and dot_rows differs from
 // dequantize-then-dot only in its summation order.
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +23,9 @@ struct QuantKernels {
                    size_t ldx, size_t n, float* y, size_t ldy);
   // out[r * cols + k] = W[r][k] for r < rows.
   void (*dequantize_rows)(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out);
+  // The same values in the F32 GEMM's panel layout (model/gemm.h): ceil(rows / 16) panels of
+  // [cols][16] floats, zero past `rows`; out 64-byte aligned.
+  void (*dequantize_panels)(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out);
 };
 
 // The tables; call their kernels only where the CPU has the instructions (AVX2 + FMA + F16C;

@@ -50,7 +50,7 @@ struct Simd {
 }  // namespace
 
 const QuantKernels* quant_kernels_avx2() {
-  static const QuantKernels kernels{"avx2", dot_rows, dequantize_rows};
+  static const QuantKernels kernels{"avx2", dot_rows, dequantize_rows, dequantize_panels};
   return &kernels;
 }
 

@@ -53,7 +53,7 @@ struct Simd {
 }  // namespace
 
 const QuantKernels* quant_kernels_avx512() {
-  static const QuantKernels kernels{"avx512", dot_rows, dequantize_rows};
+  static const QuantKernels kernels{"avx512", dot_rows, dequantize_rows, dequantize_panels};
   return &kernels;
 }
 

@@ -23,7 +23,8 @@ inline void bytes_to_float(__m256i q, V* w) {
 inline __m256i low_nibbles(__m256i q) { return _mm256_and_si256(q, _mm256_set1_epi8(0x0F)); }
 inline __m256i high_nibbles(__m256i q) { return _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F)); }
 
-// The fp32 values of group g (elements 32g .. 32g + 31) of a row of type T.
+// The fp32 values of group g (elements 32g .. 32g + 31) of a row of a type with 32-element
+// chunks (plain types, Q8_0, Q4_0).
 template <GgmlType T>
 inline void decode_group(const uint8_t* row, size_t g, V* w) {
   if constexpr (T == GgmlType::kF32) {
@@ -49,29 +50,69 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
     const V d = Simd::set1(half_at(block));
     #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
-  } else if constexpr (T == GgmlType::kQ4_K) {
-    const uint8_t* block = row + 144 * (g / 8);
-    const size_t sub = g % 8;
-    uint8_t sc, m;
-    q4_k_scale_min(block + 4, sub, &sc, &m);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16 + 32 * (sub / 2)));
-    bytes_to_float(sub % 2 == 0 ? low_nibbles(q) : high_nibbles(q), w);
-    const V scale = Simd::set1(half_at(block) * static_cast<float>(sc));
-    const V min = Simd::set1(half_at(block + 2) * static_cast<float>(m));
+  }
+}
+
+// Rows are decoded in chunks: one block of a K-quant (256 elements, 8 groups of 32 sharing the
+// block's scales, which are unpacked once per chunk), one group of 32 elements otherwise.
+template <GgmlType T>
+constexpr bool kIsKQuant = T == GgmlType::kQ4_K || T == GgmlType::kQ6_K;
+template <GgmlType T>
+constexpr size_t kChunk = kIsKQuant<T> ? 256 : 32;
+
+// A K-quant block's sub-block factors, the same products the scalar dequantizers form:
+// Q4_K scale[j] = d * sc_j and min[j] = dmin * m_j (j < 8); Q6_K scale[i] = d * scales[i] (i < 16).
+struct ChunkScales {
+  float scale[16];
+  float min[8];
+};
+
+template <GgmlType T>
+inline void chunk_scales(const uint8_t* row, size_t c, ChunkScales& s) {
+  if constexpr (T == GgmlType::kQ4_K) {
+    const uint8_t* block = row + 144 * c;
+    const float d = half_at(block), dmin = half_at(block + 2);
+    #pragma GCC unroll 8
+    for (size_t j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      q4_k_scale_min(block + 4, j, &sc, &m);
+      s.scale[j] = d * static_cast<float>(sc);
+      s.min[j] = dmin * static_cast<float>(m);
+    }
+  } else if constexpr (T == GgmlType::kQ6_K) {
+    const uint8_t* block = row + 210 * c;
+    const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
+    const float d = half_at(block + 208);
+    #pragma GCC unroll 16
+    for (size_t i = 0; i < 16; ++i) s.scale[i] = d * static_cast<float>(scales[i]);
+  } else {
+    (void)row, (void)c, (void)s;
+  }
+}
+
+// The fp32 values of group gi (elements 32 gi .. 32 gi + 31) of chunk c of a row of type T;
+// `s` from chunk_scales for that chunk.
+template <GgmlType T>
+inline void decode_in_chunk(const uint8_t* row, size_t c, size_t gi, const ChunkScales& s, V* w) {
+  if constexpr (T == GgmlType::kQ4_K) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 144 * c + 16 + 32 * (gi / 2)));
+    bytes_to_float(gi % 2 == 0 ? low_nibbles(q) : high_nibbles(q), w);
+    const V scale = Simd::set1(s.scale[gi]), min = Simd::set1(s.min[gi]);
     #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::sub(Simd::mul(scale, w[j]), min);
   } else if constexpr (T == GgmlType::kQ6_K) {
-    const uint8_t* block = row + 210 * (g / 8);
-    const size_t half = (g % 8) / 4, group = g % 4;  // 128-value half, 32-value group in it
+    const uint8_t* block = row + 210 * c;
+    const size_t half = gi / 4, group = gi % 4;  // 128-value half, 32-value group in it
     const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + 32 * (group % 2)));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
     const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, static_cast<int>(2 * group)), _mm256_set1_epi8(3));
     const __m256i q = _mm256_or_si256(group < 2 ? low_nibbles(ql) : high_nibbles(ql), _mm256_slli_epi16(top, 4));
     bytes_to_float(_mm256_sub_epi8(q, _mm256_set1_epi8(32)), w);
-    const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192 + 8 * half + 2 * group);
-    const float d = half_at(block + 208);
     #pragma GCC unroll 4
-    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(Simd::set1(d * static_cast<float>(scales[j * kLanes / 16])), w[j]);
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(Simd::set1(s.scale[8 * half + 2 * group + j * kLanes / 16]), w[j]);
+  } else {
+    (void)s, (void)gi;
+    decode_group<T>(row, c, w);
   }
 }
 
@@ -99,25 +140,32 @@ inline float plain_at(const uint8_t* row, size_t k) {
 template <GgmlType T, int NT>
 void dot_rows_t(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, const float* x, size_t ldx, float* y,
                 size_t ldy) {
-  const size_t groups = cols / 32;
+  constexpr size_t kGroups = kChunk<T> / 32;
+  const size_t chunks = cols / kChunk<T>;
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* row = w + r * row_bytes;
     // Indexed only by unrolled constants: GCC then keeps every accumulator in a register.
     V acc[NT][2];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = Simd::zero();
-    for (size_t g = 0; g < groups; ++g) {
-      V wv[kVecs];
-      decode_group<T>(row, g, wv);
+    for (size_t c = 0; c < chunks; ++c) {
+      ChunkScales scales;
+      chunk_scales<T>(row, c, scales);
+#pragma GCC unroll 8
+      for (size_t gi = 0; gi < kGroups; ++gi) {
+        V wv[kVecs];
+        decode_in_chunk<T>(row, c, gi, scales, wv);
+        const float* xg = x + c * kChunk<T> + 32 * gi;
 #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t)
+        for (int t = 0; t < NT; ++t)
 #pragma GCC unroll 4
-        for (int j = 0; j < kVecs; ++j)
-          acc[t][j % 2] = Simd::fma(wv[j], Simd::loadu(x + t * ldx + 32 * g + j * kLanes), acc[t][j % 2]);
+          for (int j = 0; j < kVecs; ++j)
+            acc[t][j % 2] = Simd::fma(wv[j], Simd::loadu(xg + t * ldx + j * kLanes), acc[t][j % 2]);
+      }
     }
     for (int t = 0; t < NT; ++t) {
       float sum = Simd::hsum(Simd::add(acc[t][0], acc[t][1]));
-      for (size_t k = groups * 32; k < cols; ++k) sum += plain_at<T>(row, k) * x[t * ldx + k];
+      for (size_t k = chunks * kChunk<T>; k < cols; ++k) sum += plain_at<T>(row, k) * x[t * ldx + k];
       y[t * ldy + r] = sum;
     }
   }
@@ -139,19 +187,78 @@ void dot_rows_type(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows,
   }
 }
 
+// Chunk c of a row into out[0 .. kChunk<T>).
+template <GgmlType T>
+inline void decode_chunk(const uint8_t* row, size_t c, float* out) {
+  ChunkScales scales;
+  chunk_scales<T>(row, c, scales);
+  #pragma GCC unroll 8
+  for (size_t gi = 0; gi < kChunk<T> / 32; ++gi) {
+    V wv[kVecs];
+    decode_in_chunk<T>(row, c, gi, scales, wv);
+    #pragma GCC unroll 4
+    for (int j = 0; j < kVecs; ++j) Simd::storeu(out + 32 * gi + j * kLanes, wv[j]);
+  }
+}
+
 template <GgmlType T>
 void dequantize_rows_type(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out) {
-  const size_t groups = cols / 32;
+  const size_t chunks = cols / kChunk<T>;
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* row = w + r * row_bytes;
     float* o = out + r * cols;
-    for (size_t g = 0; g < groups; ++g) {
-      V wv[kVecs];
-      decode_group<T>(row, g, wv);
-      #pragma GCC unroll 4
-      for (int j = 0; j < kVecs; ++j) Simd::storeu(o + 32 * g + j * kLanes, wv[j]);
+    for (size_t c = 0; c < chunks; ++c) decode_chunk<T>(row, c, o + c * kChunk<T>);
+    for (size_t k = chunks * kChunk<T>; k < cols; ++k) o[k] = plain_at<T>(row, k);
+  }
+}
+
+// 8 rows of 8 floats (row r at src + r * lds) into 8 columns (column c at dst + c * ldd): the
+// usual unpack / shuffle / lane-permute transpose, pure data movement.
+inline void transpose8x8(const float* src, size_t lds, float* dst, size_t ldd) {
+  __m256 r[8], t[8];
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  #pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  #pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  #pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+// Rows straight into the F32 GEMM's panels (model/gemm.h: panel p holds row 16p + j's element k
+// at [k][j], rows past `rows` zero): each group of 32 elements of 16 rows is decoded into a
+// small tile in L1 and transposed from there.
+template <GgmlType T>
+void dequantize_panels_type(const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out) {
+  constexpr size_t kPanel = 16;
+  const size_t chunks = cols / kChunk<T>;
+  alignas(64) float tile[kPanel][kChunk<T>];
+  for (size_t p0 = 0; p0 < rows; p0 += kPanel) {
+    const size_t width = std::min(kPanel, rows - p0);
+    float* panel = out + p0 * cols;  // panels of cols x 16 floats
+    std::memset(tile, 0, sizeof tile);  // rows past `width` stay zero
+    for (size_t c = 0; c < chunks; ++c) {
+      for (size_t j = 0; j < width; ++j) decode_chunk<T>(w + (p0 + j) * row_bytes, c, tile[j]);
+      float* dst = panel + c * kChunk<T> * kPanel;
+      for (size_t kb = 0; kb < kChunk<T>; kb += 8) {
+        transpose8x8(&tile[0][kb], kChunk<T>, dst + kb * kPanel, kPanel);
+        transpose8x8(&tile[8][kb], kChunk<T>, dst + kb * kPanel + 8, kPanel);
+      }
     }
-    for (size_t k = groups * 32; k < cols; ++k) o[k] = plain_at<T>(row, k);
+    for (size_t k = chunks * kChunk<T>; k < cols; ++k)
+      for (size_t j = 0; j < kPanel; ++j) panel[k * kPanel + j] = j < width ? plain_at<T>(w + (p0 + j) * row_bytes, k) : 0.0f;
   }
 }
 
@@ -174,6 +281,10 @@ void dot_rows(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, si
 
 void dequantize_rows(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out) {
   PKV_QUANT_TYPE_SWITCH(type, dequantize_rows_type, w, row_bytes, cols, rows, out)
+}
+
+void dequantize_panels(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, float* out) {
+  PKV_QUANT_TYPE_SWITCH(type, dequantize_panels_type, w, row_bytes, cols, rows, out)
 }
 
 #undef PKV_QUANT_TYPE_SWITCH

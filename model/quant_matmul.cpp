@@ -103,18 +103,15 @@ void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, c
       kernels->dot_rows(view.type, view.row(first, in), row_bytes, in, count, x, ldx, n, out.y + first, out.ldy);
       return;
     }
-    // Tiles of rows dequantized to fp32, repacked into the GEMM micro-kernel's panels
+    // Tiles of rows dequantized to fp32 straight into the GEMM micro-kernel's panels
     // (model/gemm.h) and multiplied there. Tiles start at the part's multiples of
     // kQuantTileRows, wherever the range starts, so a row's tile never depends on the split.
-    thread_local std::vector<float> rows_f32;
     thread_local PackedWeights panels;
     if (panels.capacity_floats() < kQuantTileRows * in) panels = PackedWeights::scratch(in, kQuantTileRows);
-    rows_f32.resize(kQuantTileRows * in);
     for (size_t r = first, next; r < first + count; r = next) {
       next = std::min(first + count, (r / kQuantTileRows + 1) * kQuantTileRows);
       const size_t rows = next - r;
-      kernels->dequantize_rows(view.type, view.row(r, in), row_bytes, in, rows, rows_f32.data());
-      panels.repack(rows_f32.data(), rows, in);
+      kernels->dequantize_panels(view.type, view.row(r, in), row_bytes, in, rows, panels.fill(rows, in));
       const GemmOut tile_out{out.y + r, out.ldy};
       gemm_packed(panels, x, ldx, n, &tile_out, 0, panels.num_panels());
     }

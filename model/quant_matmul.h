@@ -3,11 +3,11 @@
 // read in place from the memory map: y[t][o] = x[t] . W[o].
 //
 // Two regimes, chosen by the number of tokens n:
-// - n <= kFusedMaxTokens (decode): fused dequantize-and-dot kernels stream each weight row once
-//   per 4 tokens, decoding it in registers; the step is bounded by weight bytes, which the
+// - n <= kFusedMaxTokens (small-batch decode): fused dequantize-and-dot kernels stream each weight
+//   row once per 4 tokens, decoding it in registers; the step is bounded by weight bytes, which the
 //   quantized types cut.
-// - larger n (prefill, large batches): tiles of kQuantTileRows rows are dequantized to fp32,
-//   repacked into the panels of the F32 path's register-blocked GEMM kernel (model/gemm.h) and
+// - larger n (prefill, large batches): tiles of kQuantTileRows rows are dequantized to fp32
+//   straight into the panels of the F32 path's register-blocked GEMM kernel (model/gemm.h) and
 //   multiplied there; the decode cost is spread over the n tokens. (OpenBLAS sgemm on the same
 //   tiles came first: stories110M shape, Q8_0, batched-bench -npp 64 -ntg 16 -npl 1,16,64 -t 2,
 //   its S_PP was 0.43-0.58x the F32 file's in the same run; with this kernel 0.88-1.20x.)
@@ -24,10 +24,11 @@
 
 namespace prunekv {
 
-// The crossover measured on the stories42M shape, Q8_0, 2 threads (batched-bench -npp 16
-// -ntg 16, two interleaved runs): S_TG at B = 16 fused 176-193 t/s against tiles' 120-124; at
-// B = 32 fused 159-164 against tiles' 207-212.
-inline constexpr size_t kFusedMaxTokens = 16;
+// The crossover, measured with prunekv_microbench BM_QuantMatmul (stories110M's w1, 768 x 2048,
+// one thread, CPU time, on a Zen 4 loaded by builds; thousands of tok/s, fused / tiles): n = 8:
+// F16 21.4 / 15.1, Q8_0 21.8 / 13.4, Q4_0 18.4 / 16.3, Q4_K 18.4 / 14.5, Q6_K 14.4 / 9.1;
+// n = 16: F16 22.4 / 22.2, Q8_0 17.6 / 21.7, Q4_0 20.4 / 23.7, Q4_K 18.3 / 21.1, Q6_K 14.4 / 18.4.
+inline constexpr size_t kFusedMaxTokens = 8;
 inline constexpr size_t kQuantTileRows = 64;
 
 // One [out][in] matrix of a product; parts of one product share `in` and x.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/dequantize.h"
+#include "model/gemm.h"
 #include "model/half.h"
 #include "model/quant_kernels.h"
 #include "tests/testing/quantize.h"
@@ -177,26 +178,50 @@ TEST(Dequantize, PlainTypesAndTheTestQuantizersRoundTrip) {
   EXPECT_EQ(q4[0], 0.0f);
 }
 
+// The reference values of `rows` x `cols` in the GEMM's panel layout (model/gemm.h), zero padded.
+std::vector<float> as_panels(const std::vector<float>& values, size_t rows, size_t cols) {
+  const size_t panels = (rows + kGemmPanel - 1) / kGemmPanel;
+  std::vector<float> out(panels * cols * kGemmPanel, 0.0f);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < cols; ++k) out[(r / kGemmPanel) * cols * kGemmPanel + k * kGemmPanel + r % kGemmPanel] = values[r * cols + k];
+  return out;
+}
+
+// Both vector dequantizers of every table against the reference values, bit for bit.
+void expect_vector_dequantizers_exact(GgmlType type, const std::vector<uint8_t>& bytes, size_t rows, size_t cols,
+                                      const std::vector<float>& expected) {
+  const size_t row_bytes = ggml_row_bytes(type, cols);
+  const auto panels = as_panels(expected, rows, cols);
+  for (const auto* k : detail::supported_quant_kernels()) {
+    std::vector<float> got(rows * cols);
+    k->dequantize_rows(type, bytes.data(), row_bytes, cols, rows, got.data());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_TRUE(same_bits(got[i], expected[i])) << ggml_type_name(type) << " " << k->isa << " at " << i << ": "
+                                                  << got[i] << " vs " << expected[i];
+    std::vector<float> got_panels(panels.size(), std::nanf(""));
+    k->dequantize_panels(type, bytes.data(), row_bytes, cols, rows, got_panels.data());
+    for (size_t i = 0; i < panels.size(); ++i)
+      ASSERT_TRUE(same_bits(got_panels[i], panels[i])) << ggml_type_name(type) << " " << k->isa << " panels at " << i
+                                                       << ": " << got_panels[i] << " vs " << panels[i];
+  }
+}
+
 TEST(Dequantize, VectorKernelsAreBitIdenticalToTheReference) {
-  const auto tables = detail::supported_quant_kernels();
-  if (tables.empty()) GTEST_SKIP() << "no vector kernels on this CPU";
+  if (detail::supported_quant_kernels().empty()) GTEST_SKIP() << "no vector kernels on this CPU";
+  // Rows that fill two panels and part of a third (the panel layout's zero padding).
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const size_t cols = ggml_type_traits(type).block_elements * 3, rows = 5;
-    const auto bytes = testing::random_blocks(type, rows * 3, 11);
-    std::vector<float> expected(rows * cols);
-    for (size_t r = 0; r < rows; ++r)
-      dequantize_row(type, bytes.data() + r * ggml_row_bytes(type, cols), expected.data() + r * cols, cols);
-    for (const auto* k : tables) {
-      std::vector<float> got(rows * cols);
-      k->dequantize_rows(type, bytes.data(), ggml_row_bytes(type, cols), cols, rows, got.data());
-      for (size_t i = 0; i < got.size(); ++i)
-        ASSERT_TRUE(same_bits(got[i], expected[i])) << ggml_type_name(type) << " " << k->isa << " at " << i << ": "
-                                                    << got[i] << " vs " << expected[i];
+    for (const size_t rows : {size_t{5}, size_t{37}}) {
+      const size_t cols = ggml_type_traits(type).block_elements * 3;
+      const auto bytes = testing::random_blocks(type, rows * 3, 11 + rows);
+      std::vector<float> expected(rows * cols);
+      for (size_t r = 0; r < rows; ++r)
+        dequantize_row(type, bytes.data() + r * ggml_row_bytes(type, cols), expected.data() + r * cols, cols);
+      expect_vector_dequantizers_exact(type, bytes, rows, cols, expected);
     }
   }
   // Plain types with a tail past the last group of 32 (stories260K's hidden 172).
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16}) {
-    const size_t cols = 172, rows = 3;
+    const size_t cols = 172, rows = 19;
     std::vector<float> values(rows * cols);
     std::mt19937 rng(3);
     std::normal_distribution<float> dist;
@@ -204,11 +229,7 @@ TEST(Dequantize, VectorKernelsAreBitIdenticalToTheReference) {
     const auto bytes = testing::quantize(type, values);
     std::vector<float> expected(rows * cols);
     dequantize_row(type, bytes.data(), expected.data(), rows * cols);
-    for (const auto* k : tables) {
-      std::vector<float> got(rows * cols);
-      k->dequantize_rows(type, bytes.data(), ggml_row_bytes(type, cols), cols, rows, got.data());
-      for (size_t i = 0; i < got.size(); ++i) ASSERT_TRUE(same_bits(got[i], expected[i])) << ggml_type_name(type) << i;
-    }
+    expect_vector_dequantizers_exact(type, bytes, rows, cols, expected);
   }
 }
 
