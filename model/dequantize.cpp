@@ -20,14 +20,14 @@ uint16_t load_u16(const uint8_t* p) {
 bool is_supported_weight_type(GgmlType type) {
   switch (type) {
     case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16: case GgmlType::kQ8_0: case GgmlType::kQ4_0:
-    case GgmlType::kQ4_K: case GgmlType::kQ6_K:
+    case GgmlType::kQ5_0: case GgmlType::kQ4_K: case GgmlType::kQ6_K:
       return true;
     default:
       return false;
   }
 }
 
-const char* supported_weight_types() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"; }
+const char* supported_weight_types() { return "F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K"; }
 
 void dequantize_q8_0_block(const uint8_t* block, float* out) {
   const float d = half_to_float(load_u16(block));
@@ -40,6 +40,19 @@ void dequantize_q4_0_block(const uint8_t* block, float* out) {
   for (size_t i = 0; i < kQBlock / 2; ++i) {
     out[i] = d * static_cast<float>((qs[i] & 0x0F) - 8);
     out[i + kQBlock / 2] = d * static_cast<float>((qs[i] >> 4) - 8);
+  }
+}
+
+void dequantize_q5_0_block(const uint8_t* block, float* out) {
+  const float d = half_to_float(load_u16(block));
+  uint32_t qh;
+  std::memcpy(&qh, block + 2, sizeof qh);
+  const uint8_t* qs = block + 6;
+  for (size_t i = 0; i < kQBlock / 2; ++i) {
+    const int lo = (qs[i] & 0x0F) | static_cast<int>(((qh >> i) & 1) << 4);
+    const int hi = (qs[i] >> 4) | static_cast<int>(((qh >> (i + kQBlock / 2)) & 1) << 4);
+    out[i] = d * static_cast<float>(lo - 16);
+    out[i + kQBlock / 2] = d * static_cast<float>(hi - 16);
   }
 }
 
@@ -106,6 +119,7 @@ void dequantize_row(GgmlType type, const uint8_t* row, float* out, size_t n) {
   switch (type) {
     case GgmlType::kQ8_0: block_fn = dequantize_q8_0_block; break;
     case GgmlType::kQ4_0: block_fn = dequantize_q4_0_block; break;
+    case GgmlType::kQ5_0: block_fn = dequantize_q5_0_block; break;
     case GgmlType::kQ4_K: block_fn = dequantize_q4_k_block; break;
     case GgmlType::kQ6_K: block_fn = dequantize_q6_k_block; break;
     default: PKV_CHECK(false, "dequantize_row: unsupported type {}", traits.name);

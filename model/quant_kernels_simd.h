@@ -24,7 +24,7 @@ inline __m256i low_nibbles(__m256i q) { return _mm256_and_si256(q, _mm256_set1_e
 inline __m256i high_nibbles(__m256i q) { return _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F)); }
 
 // The fp32 values of group g (elements 32g .. 32g + 31) of a row of a type with 32-element
-// chunks (plain types, Q8_0, Q4_0).
+// chunks (plain types, Q8_0, Q4_0, Q5_0).
 template <GgmlType T>
 inline void decode_group(const uint8_t* row, size_t g, V* w) {
   if constexpr (T == GgmlType::kF32) {
@@ -47,6 +47,22 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
     const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
     bytes_to_float(_mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8)), w);
+    const V d = Simd::set1(half_at(block));
+    #pragma GCC unroll 4
+    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
+  } else if constexpr (T == GgmlType::kQ5_0) {
+    const uint8_t* block = row + 22 * g;
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 6));
+    const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
+    // Bit i of qh into byte i: byte i gets qh's byte i / 8, then tests bit i % 8.
+    uint32_t qh;
+    std::memcpy(&qh, block + 2, sizeof qh);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(qh)),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    const __m256i top = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+    bytes_to_float(_mm256_sub_epi8(_mm256_or_si256(low_nibbles(q), top), _mm256_set1_epi8(16)), w);
     const V d = Simd::set1(half_at(block));
     #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
@@ -269,6 +285,7 @@ void dequantize_panels_type(const uint8_t* w, size_t row_bytes, size_t cols, siz
     case GgmlType::kBF16: fn<GgmlType::kBF16>(__VA_ARGS__); break;          \
     case GgmlType::kQ8_0: fn<GgmlType::kQ8_0>(__VA_ARGS__); break;          \
     case GgmlType::kQ4_0: fn<GgmlType::kQ4_0>(__VA_ARGS__); break;          \
+    case GgmlType::kQ5_0: fn<GgmlType::kQ5_0>(__VA_ARGS__); break;          \
     case GgmlType::kQ4_K: fn<GgmlType::kQ4_K>(__VA_ARGS__); break;          \
     case GgmlType::kQ6_K: fn<GgmlType::kQ6_K>(__VA_ARGS__); break;          \
     default: PKV_CHECK(false, "no kernel for type {}", ggml_type_name(type)); \

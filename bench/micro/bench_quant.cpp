@@ -32,7 +32,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
 BENCHMARK(BM_ReadBandwidth)->Threads(1)->Threads(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 constexpr GgmlType kTypes[] = {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
-                               GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
+                               GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0};
 
 // Random weights of `type`: random bytes, every block's scales set to small positive halves.
 std::vector<uint8_t> random_weights(GgmlType type, size_t rows, size_t cols) {
@@ -53,7 +53,7 @@ std::vector<uint8_t> random_weights(GgmlType type, size_t rows, size_t cols) {
   for (size_t at = 0; at < bytes.size(); at += t.block_bytes) {
     switch (type) {
       case GgmlType::kF16: case GgmlType::kBF16: put(at); break;  // keeps every value finite
-      case GgmlType::kQ8_0: case GgmlType::kQ4_0: put(at); break;
+      case GgmlType::kQ8_0: case GgmlType::kQ4_0: case GgmlType::kQ5_0: put(at); break;
       case GgmlType::kQ4_K: put(at); put(at + 2); break;
       case GgmlType::kQ6_K: put(at + 208); break;
       default: break;

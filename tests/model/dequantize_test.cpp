@@ -84,6 +84,33 @@ TEST(Dequantize, Q4_0ByHand) {
   EXPECT_EQ(y[0], std::ldexp(7.0f, -24));
 }
 
+TEST(Dequantize, Q5_0ByHand) {
+  std::vector<uint8_t> b(kQ5_0BlockBytes, 0);
+  put_half(b, 0, kHalfOne);
+  b[2] = 0x01;   // qh bit 0: element 0's top bit
+  b[4] = 0x01;   // qh bit 16: element 16's top bit
+  b[5] = 0x80;   // qh bit 31: element 31's top bit
+  b[6] = 0x0F;   // qs[0]: element 0 low 15 (| 16 = 31), element 16 low 0 (| 16 = 16)
+  b[21] = 0xF0;  // qs[15]: element 15 low 0, element 31 low 15 (| 16 = 31)
+  auto y = dequantized(GgmlType::kQ5_0, b);
+  EXPECT_EQ(y[0], 15.0f);   // 31 - 16
+  EXPECT_TRUE(same_bits(y[16], 0.0f));  // 16 - 16
+  EXPECT_EQ(y[15], -16.0f);  // 0 - 16
+  EXPECT_EQ(y[31], 15.0f);
+  EXPECT_EQ(y[1], -16.0f);  // a zero byte and no top bit
+  put_half(b, 0, kHalfMinusTwo);
+  y = dequantized(GgmlType::kQ5_0, b);
+  EXPECT_EQ(y[0], -30.0f);
+  EXPECT_EQ(y[15], 32.0f);
+  EXPECT_TRUE(same_bits(y[16], -0.0f));
+  put_half(b, 0, kHalfMax);
+  y = dequantized(GgmlType::kQ5_0, b);
+  EXPECT_EQ(y[15], 65504.0f * -16.0f);
+  put_half(b, 0, kHalfMinSubnormal);
+  y = dequantized(GgmlType::kQ5_0, b);
+  EXPECT_EQ(y[0], std::ldexp(15.0f, -24));
+}
+
 TEST(Dequantize, Q4_KByHand) {
   std::vector<uint8_t> b(kQ4_KBlockBytes, 0);
   put_half(b, 0, kHalfOne);   // d
@@ -152,7 +179,7 @@ TEST(Dequantize, Q6_KByHand) {
 }
 
 TEST(Dequantize, AllZeroBlocksAreZero) {
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     const std::vector<uint8_t> b(ggml_type_traits(type).block_bytes, 0);
     for (float v : dequantized(type, b)) ASSERT_EQ(v, 0.0f) << ggml_type_name(type);
   }
@@ -209,7 +236,7 @@ void expect_vector_dequantizers_exact(GgmlType type, const std::vector<uint8_t>&
 TEST(Dequantize, VectorKernelsAreBitIdenticalToTheReference) {
   if (detail::supported_quant_kernels().empty()) GTEST_SKIP() << "no vector kernels on this CPU";
   // Rows that fill two panels and part of a third (the panel layout's zero padding).
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     for (const size_t rows : {size_t{5}, size_t{37}}) {
       const size_t cols = ggml_type_traits(type).block_elements * 3;
       const auto bytes = testing::random_blocks(type, rows * 3, 11 + rows);

@@ -224,7 +224,7 @@ TEST(GgufLoader, AnUnsupportedTokenizerIsNamedAndKeptForTextRequestsToRefuse) {
 TEST(GgufLoader, RejectsUnsupportedAndUnknownTensorTypes) {
   testing::GgufWriter w = testing::make_llama_gguf(tiny_config());
   w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 3, std::vector<uint8_t>(32 * 32 / 32 * 20));  // Q4_1
-  expect_format_error(w, {"blk.0.attn_q.weight", "type Q4_1", "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"});
+  expect_format_error(w, {"blk.0.attn_q.weight", "type Q4_1", "F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K"});
   w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 28, std::vector<uint8_t>(32 * 32 * 8));  // F64
   expect_format_error(w, {"blk.0.attn_q.weight", "type F64"});
   w.add_tensor_raw("blk.0.attn_q.weight", {32, 32}, 99, std::vector<uint8_t>(32 * 32 * 4));

@@ -47,14 +47,16 @@ struct Pair {
 
 // Each Q: `llama-quantize <model>-f32.gguf Q <type>`; its D: `llama-quantize --allow-requantize Q
 // <Q without .gguf>.dequant-f32.gguf F32`. stories260K-f32.gguf is ../shared/models'; synth*-f32
-// come from ../shared/peers/llama.cpp/models. Q4_K_M mixes Q4_K and Q6_K.
+// come from ../shared/peers/llama.cpp/models. Q4_K_M mixes Q4_K and Q6_K, with Q5_0 and Q8_0
+// where a row is not whole 256-value blocks (stories15M's 288, stories42M's 1376).
 const Pair kPairs[] = {
     {"stories260K-f16.gguf", "F16", {GgmlType::kF16}},
     {"stories260K-bf16.gguf", "BF16", {GgmlType::kBF16}},
     {"stories260K-q8_0.gguf", "Q8_0", {GgmlType::kQ8_0}},
     {"stories260K-q4_0.gguf", "Q4_0", {GgmlType::kQ4_0}},
     {"synth15M-q8_0.gguf", "Q8_0", {GgmlType::kQ8_0}},
-    {"synth42M-q4_k_m.gguf", "Q4_K_M", {GgmlType::kQ4_K, GgmlType::kQ6_K}},
+    {"synth15M-q4_k_m.gguf", "Q4_K_M", {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0}},
+    {"synth42M-q4_k_m.gguf", "Q4_K_M", {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0}},
     {"synth110M-q4_k_m.gguf", "Q4_K_M", {GgmlType::kQ4_K, GgmlType::kQ6_K}},
 };
 

@@ -22,9 +22,9 @@ namespace prunekv {
 namespace {
 
 // A [rows][cols] matrix of `type`: quantized from normal values where a test quantizer exists,
-// random blocks for the K-quants.
+// random blocks for the K-quants and Q5_0.
 std::vector<uint8_t> make_matrix(GgmlType type, size_t rows, size_t cols, uint64_t seed) {
-  if (type == GgmlType::kQ4_K || type == GgmlType::kQ6_K)
+  if (type == GgmlType::kQ4_K || type == GgmlType::kQ6_K || type == GgmlType::kQ5_0)
     return testing::random_blocks(type, rows * cols / ggml_type_traits(type).block_elements, seed);
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> dist(0.0f, 0.05f);
@@ -43,7 +43,7 @@ double magnitude(const WeightView& w, size_t r, size_t cols, const float* x) {
 }
 
 constexpr GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
-                               GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
+                               GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
 // dim / hidden of stories260K, 15M, 42M, 110M.
 constexpr size_t kWidths[] = {64, 172, 288, 768, 512, 1376, 2048};
 constexpr size_t kTokenCounts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33};

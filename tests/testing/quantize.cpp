@@ -44,7 +44,7 @@ std::vector<uint8_t> random_blocks(GgmlType type, size_t num_blocks, uint64_t se
       std::memcpy(block + at, &h, 2);
     };
     switch (type) {
-      case GgmlType::kQ8_0: case GgmlType::kQ4_0: set_half(0); break;
+      case GgmlType::kQ8_0: case GgmlType::kQ4_0: case GgmlType::kQ5_0: set_half(0); break;
       case GgmlType::kQ4_K: set_half(0); set_half(2); break;
       case GgmlType::kQ6_K: set_half(208); break;
       default: PKV_CHECK(false, "random_blocks of {}", ggml_type_name(type));
