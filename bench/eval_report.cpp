@@ -82,11 +82,11 @@ double EvalPolicyResult::prompt_blocks_freed_fraction() const {
 }
 
 double EvalPolicyResult::mean_tf_agreement() const {
-  return mean_of(requests, [](const auto& r) { return r.tf_agreement; });
+  return mean_of(requests, [](const auto& r) { return r.tf.agreement; });
 }
 
 double EvalPolicyResult::mean_tf_kl() const {
-  return mean_of(requests, [](const auto& r) { return r.tf_mean_kl; });
+  return mean_of(requests, [](const auto& r) { return r.tf.mean_kl; });
 }
 
 double EvalPolicyResult::kept_fraction_min() const {
@@ -135,10 +135,7 @@ TeacherForcedFidelity teacher_forced_fidelity(const std::vector<std::vector<floa
 }
 
 void add_teacher_forced(EvalRequestResult& result, const RequestOutput& full, const RequestOutput& forced) {
-  const TeacherForcedFidelity tf = teacher_forced_fidelity(full.logprobs, full.output_tokens, forced.logprobs);
-  result.tf_steps = tf.steps;
-  result.tf_agreement = tf.agreement;
-  result.tf_mean_kl = tf.mean_kl;
+  result.tf = teacher_forced_fidelity(full.logprobs, full.output_tokens, forced.logprobs);
 }
 
 EvalRequestResult compare_with_full(const RequestOutput& full, const RequestOutput& pruned) {
@@ -173,9 +170,9 @@ nlohmann::ordered_json eval_json(const std::vector<EvalPolicyResult>& results) {
                           {"exact", r.exact},
                           {"prefix_fraction", r.prefix_fraction},
                           {"first_divergence", r.first_divergence ? nlohmann::ordered_json(*r.first_divergence) : nullptr},
-                          {"tf_steps", r.tf_steps},
-                          {"tf_agreement", r.tf_agreement},
-                          {"tf_mean_kl", r.tf_mean_kl},
+                          {"tf_steps", r.tf.steps},
+                          {"tf_agreement", r.tf.agreement},
+                          {"tf_mean_kl", r.tf.mean_kl},
                           {"kv_kept_fraction", r.kv_kept_fraction},
                           {"kv_kept_block_fraction", r.kv_kept_block_fraction},
                           {"blocks_freed", r.blocks_freed},

@@ -14,6 +14,15 @@
 
 namespace prunekv::bench {
 
+// Teacher forcing (the full cache's output tokens fed to the pruned cache), over `steps` steps:
+// the share of steps whose argmax is the full cache's next token, and the mean over steps of
+// KL(full || pruned) of the next-token distributions, in nats.
+struct TeacherForcedFidelity {
+  size_t steps = 0;
+  double agreement = 1.0;
+  double mean_kl = 0.0;
+};
+
 struct EvalRequestResult {
   std::string id;
   bool exact = false;             // output tokens identical to the full cache's
@@ -29,23 +38,13 @@ struct EvalRequestResult {
   // Free-running greedy: the index of the first output token that differs from the full cache's
   // (a missing or extra token counts); none when exact.
   std::optional<size_t> first_divergence;
-  // Teacher forcing (the full cache's output tokens fed to the pruned cache), over tf_steps steps:
-  // the share of steps whose argmax is the full cache's next token, and the mean over steps of
-  // KL(full || pruned) of the next-token distributions, in nats.
-  size_t tf_steps = 0;
-  double tf_agreement = 1.0;
-  double tf_mean_kl = 0.0;
+  TeacherForcedFidelity tf;
 };
 
 // Teacher-forced agreement and mean KL over the first full_tokens.size() steps, from the
 // log-softmax rows of the full cache's run and of the pruned cache's teacher-forced run (rows
 // beyond either's count are left out; no step at all: agreement 1, KL 0). Argmax ties go to the
 // lowest token id, as greedy sampling does.
-struct TeacherForcedFidelity {
-  size_t steps = 0;
-  double agreement = 1.0;
-  double mean_kl = 0.0;
-};
 TeacherForcedFidelity teacher_forced_fidelity(const std::vector<std::vector<float>>& full_logprobs,
                                               std::span<const TokenId> full_tokens,
                                               const std::vector<std::vector<float>>& pruned_logprobs);

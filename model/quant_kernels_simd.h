@@ -20,6 +20,14 @@ inline void bytes_to_float(__m256i q, V* w) {
   Simd::int8x16_to_float(hi, w + kVecs / 2);
 }
 
+// The same, times the block's F16 scale d: the 32-element types' (Q8_0, Q4_0, Q5_0) values.
+inline void scaled_bytes_to_float(__m256i q, float d, V* w) {
+  bytes_to_float(q, w);
+  const V dv = Simd::set1(d);
+  #pragma GCC unroll 4
+  for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(dv, w[j]);
+}
+
 inline __m256i low_nibbles(__m256i q) { return _mm256_and_si256(q, _mm256_set1_epi8(0x0F)); }
 inline __m256i high_nibbles(__m256i q) { return _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F)); }
 
@@ -38,18 +46,12 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::load_bf16(row + 2 * (32 * g + j * kLanes));
   } else if constexpr (T == GgmlType::kQ8_0) {
     const uint8_t* block = row + 34 * g;
-    bytes_to_float(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), w);
-    const V d = Simd::set1(half_at(block));
-    #pragma GCC unroll 4
-    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
+    scaled_bytes_to_float(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), half_at(block), w);
   } else if constexpr (T == GgmlType::kQ4_0) {
     const uint8_t* block = row + 18 * g;
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
     const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
-    bytes_to_float(_mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8)), w);
-    const V d = Simd::set1(half_at(block));
-    #pragma GCC unroll 4
-    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
+    scaled_bytes_to_float(_mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8)), half_at(block), w);
   } else if constexpr (T == GgmlType::kQ5_0) {
     const uint8_t* block = row + 22 * g;
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 6));
@@ -62,10 +64,7 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
         _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
     const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
     const __m256i top = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
-    bytes_to_float(_mm256_sub_epi8(_mm256_or_si256(low_nibbles(q), top), _mm256_set1_epi8(16)), w);
-    const V d = Simd::set1(half_at(block));
-    #pragma GCC unroll 4
-    for (int j = 0; j < kVecs; ++j) w[j] = Simd::mul(d, w[j]);
+    scaled_bytes_to_float(_mm256_sub_epi8(_mm256_or_si256(low_nibbles(q), top), _mm256_set1_epi8(16)), half_at(block), w);
   }
 }
 

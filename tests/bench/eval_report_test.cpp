@@ -120,12 +120,12 @@ TEST(EvalReport, PoolsPromptBlocksFreedAndAveragesTeacherForcedFigures) {
   p.requests.resize(2);
   p.requests[0].blocks_freed = 10;
   p.requests[0].num_prompt_blocks = 20;
-  p.requests[0].tf_agreement = 1.0;
-  p.requests[0].tf_mean_kl = 0.0;
+  p.requests[0].tf.agreement = 1.0;
+  p.requests[0].tf.mean_kl = 0.0;
   p.requests[1].blocks_freed = 5;
   p.requests[1].num_prompt_blocks = 80;
-  p.requests[1].tf_agreement = 0.5;
-  p.requests[1].tf_mean_kl = 0.2;
+  p.requests[1].tf.agreement = 0.5;
+  p.requests[1].tf.mean_kl = 0.2;
   EXPECT_DOUBLE_EQ(p.prompt_blocks_freed_fraction(), 15.0 / 100.0);  // pooled, not the mean 0.28125
   EXPECT_DOUBLE_EQ(p.mean_tf_agreement(), 0.75);
   EXPECT_DOUBLE_EQ(p.mean_tf_kl(), 0.1);
@@ -141,7 +141,7 @@ TEST(EvalReport, FrontierHasOneLinePerFamilyInRatioOrderAndOnePointPerOtherPolic
     p.requests[0].exact = exact;
     p.requests[0].blocks_freed = freed;
     p.requests[0].num_prompt_blocks = 100;
-    p.requests[0].tf_agreement = exact ? 1.0 : 0.9;
+    p.requests[0].tf.agreement = exact ? 1.0 : 0.9;
     return p;
   };
   const std::vector<PlotPanel> panels = frontier_plot_panels(
