@@ -8,7 +8,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <string>
 
 #include "model/dequantize.h"
@@ -184,45 +187,51 @@ size_t status_kib(const char* field) {
   return 0;
 }
 
-// A Q8_0 model of the stories15M shape, loaded and run in a fresh child process: its peak
-// resident memory grows by about the file (mapped, read in place) plus the KV pool, not by
-// the 4x larger fp32 widening.
-TEST(QuantizedModel, PeakMemoryIsAboutTheFileSizePlusTheKvPool) {
-  ModelConfig c = model_shape("synthetic:stories15M");
-  c.context_length = 256;
+// A llama GGUF of `c`'s shape without a vocabulary (the writer's made-up one for 32000 pieces is
+// 19 MiB of strings), each weight given the bytes `tensor` makes for its name and shape.
+template <typename MakeTensor>
+std::filesystem::path write_weights_only_gguf(const ModelConfig& c, const testing::TempDir& dir,
+                                              MakeTensor tensor) {
   testing::GgufWriter w = testing::make_llama_gguf(c);
-  // No vocabulary: the writer's made-up one for 32000 pieces is 19 MiB of strings.
   for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
                           "tokenizer.ggml.token_type"})
     w.remove_metadata(key);
   w.set_uint32("llama.vocab_size", c.vocab_size);
   const uint64_t dim = c.dim, hidden = c.hidden_dim, kv_dim = c.kv_dim(), vocab = c.vocab_size;
-  auto q8 = [&](const std::string& name, uint64_t rows, uint64_t cols) {
-    w.add_tensor(name, {cols, rows}, GgmlType::kQ8_0, testing::seeded_values(name, rows * cols, 7));
-  };
-  q8("token_embd.weight", vocab, dim);
+  tensor(w, "token_embd.weight", vocab, dim);
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    q8(p + "attn_q.weight", dim, dim);
-    q8(p + "attn_k.weight", kv_dim, dim);
-    q8(p + "attn_v.weight", kv_dim, dim);
-    q8(p + "attn_output.weight", dim, dim);
-    q8(p + "ffn_gate.weight", hidden, dim);
-    q8(p + "ffn_down.weight", dim, hidden);
-    q8(p + "ffn_up.weight", hidden, dim);
+    tensor(w, p + "attn_q.weight", dim, dim);
+    tensor(w, p + "attn_k.weight", kv_dim, dim);
+    tensor(w, p + "attn_v.weight", kv_dim, dim);
+    tensor(w, p + "attn_output.weight", dim, dim);
+    tensor(w, p + "ffn_gate.weight", hidden, dim);
+    tensor(w, p + "ffn_down.weight", dim, hidden);
+    tensor(w, p + "ffn_up.weight", hidden, dim);
   }
-  testing::TempDir dir;
-  const auto path = dir.file("q8.gguf");
+  const auto path = dir.file("weights.gguf");
   w.write(path);
-  w = testing::GgufWriter();  // the writer's copies go before the child starts
-  const size_t file_bytes = std::filesystem::file_size(path);
-  const size_t num_blocks = 16 * c.num_layers * c.num_kv_heads;
-  const size_t pool_bytes = num_blocks * c.kv_layout(16).bytes_per_block();
+  return path;
+}
 
+struct PeakMemory {
+  size_t file_bytes = 0;
+  size_t pool_bytes = 0;
+  size_t grown = 0;  // peak resident growth over the load and the steps
+};
+
+// Loads `path` in a fresh child process and runs a 48-token prefill (dequantized tiles) and 8
+// decode steps (fused kernels) with a 16-blocks-per-(layer, KV head) pool; returns how much the
+// child's peak resident memory grew.
+PeakMemory measure_peak_memory(const std::filesystem::path& path, const ModelConfig& c) {
+  PeakMemory m;
+  m.file_bytes = std::filesystem::file_size(path);
+  const size_t num_blocks = 16 * c.num_layers * c.num_kv_heads;
+  m.pool_bytes = num_blocks * c.kv_layout(16).bytes_per_block();
   int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
+  if (pipe(pipe_fds) != 0) ADD_FAILURE() << "pipe";
   const pid_t child = fork();
-  ASSERT_GE(child, 0);
+  if (child < 0) ADD_FAILURE() << "fork";
   if (child == 0) {
     // Peak since now: /proc/self/clear_refs "5" resets VmHWM to the current VmRSS.
     { std::ofstream("/proc/self/clear_refs") << "5"; }
@@ -232,28 +241,68 @@ TEST(QuantizedModel, PeakMemoryIsAboutTheFileSizePlusTheKvPool) {
       const auto model = load_model(path.string());
       testing::PagedRunner runner(*model, 16, num_blocks, 1);
       const size_t seq = runner.add_sequence();
-      runner.step({{seq, std::vector<TokenId>(48, 100), true, std::nullopt}});  // prefill: dequantized tiles + sgemm
-      for (int i = 0; i < 8; ++i) runner.step({{seq, {TokenId(200 + i)}, true, std::nullopt}});  // decode: fused kernels
+      runner.step({{seq, std::vector<TokenId>(48, 100), true, std::nullopt}});
+      for (int i = 0; i < 8; ++i) runner.step({{seq, {TokenId(200 + i)}, true, std::nullopt}});
       grown = (status_kib("VmHWM:") - before) * 1024;
     }
     const ssize_t written = write(pipe_fds[1], &grown, sizeof grown);
     _exit(written == sizeof grown ? 0 : 1);
   }
-  size_t grown = 0;
-  const ssize_t got = read(pipe_fds[0], &grown, sizeof grown);
+  const ssize_t got = read(pipe_fds[0], &m.grown, sizeof m.grown);
   int status = 0;
   waitpid(child, &status, 0);
   close(pipe_fds[0]);
   close(pipe_fds[1]);
-  ASSERT_EQ(got, static_cast<ssize_t>(sizeof grown));
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  // Slack for the step's scratch, sgemm's buffers and the libraries' first use: well below the
-  // fp32 copy widening would add (~3.8x the file).
+  EXPECT_EQ(got, static_cast<ssize_t>(sizeof m.grown));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return m;
+}
+
+// The weights are read in place from the map: peak resident memory grows by about the file plus
+// the KV pool, not by the fp32 copy widening would add (~3.8x a Q8_0 file, ~7x a Q4_K_M one).
+void expect_about_file_plus_pool(const PeakMemory& m, const char* what) {
+  // Slack for the step's scratch, the tiles' buffers and the libraries' first use.
   const size_t slack = 16u << 20;
-  std::printf("Q8_0 stories15M shape: file %.1f MiB, KV pool %.1f MiB, peak RSS grew %.1f MiB\n",
-              file_bytes / 1048576.0, pool_bytes / 1048576.0, grown / 1048576.0);
-  EXPECT_LE(grown, file_bytes + pool_bytes + slack);
-  EXPECT_GE(grown, file_bytes * 9 / 10);  // the weights were read: they are resident
+  std::printf("%s: file %.1f MiB, KV pool %.1f MiB, peak RSS grew %.1f MiB\n", what, m.file_bytes / 1048576.0,
+              m.pool_bytes / 1048576.0, m.grown / 1048576.0);
+  EXPECT_LE(m.grown, m.file_bytes + m.pool_bytes + slack);
+  EXPECT_GE(m.grown, m.file_bytes * 9 / 10);  // the weights were read: they are resident
+}
+
+TEST(QuantizedModel, PeakMemoryOfAQ8_0ModelIsAboutTheFileSizePlusTheKvPool) {
+  ModelConfig c = model_shape("synthetic:stories15M");
+  c.context_length = 256;
+  testing::TempDir dir;
+  const auto path = write_weights_only_gguf(c, dir, [](testing::GgufWriter& w, const std::string& name,
+                                                        uint64_t rows, uint64_t cols) {
+    w.add_tensor(name, {cols, rows}, GgmlType::kQ8_0, testing::seeded_values(name, rows * cols, 7));
+  });
+  expect_about_file_plus_pool(measure_peak_memory(path, c), "Q8_0 stories15M shape");
+}
+
+// The mix of llama-quantize's Q4_K_M on the stories42M shape: Q4_K, Q6_K for attn_v and ffn_down
+// (the tensors it gives more bits), and Q5_0 where a row is not whole 256-value blocks (42M's
+// 1376-wide ffn_down). Random blocks: the values do not matter here, the bytes do.
+TEST(QuantizedModel, PeakMemoryOfAQ4_K_MModelIsAboutTheFileSizePlusTheKvPool) {
+  ModelConfig c = model_shape("synthetic:stories42M");
+  c.context_length = 256;
+  testing::TempDir dir;
+  std::map<GgmlType, size_t> tensors_of_type;
+  const auto path = write_weights_only_gguf(c, dir, [&](testing::GgufWriter& w, const std::string& name,
+                                                         uint64_t rows, uint64_t cols) {
+    GgmlType type = name.find("attn_v") != std::string::npos || name.find("ffn_down") != std::string::npos
+                        ? GgmlType::kQ6_K
+                        : GgmlType::kQ4_K;
+    if (!testing::fits_rows(type, cols)) type = GgmlType::kQ5_0;
+    ++tensors_of_type[type];
+    const size_t blocks = rows * cols / ggml_type_traits(type).block_elements;
+    w.add_tensor_raw(name, {cols, rows}, static_cast<uint32_t>(type),
+                     testing::random_blocks(type, blocks, std::hash<std::string>{}(name)));
+  });
+  EXPECT_GT(tensors_of_type[GgmlType::kQ4_K], 0u);
+  EXPECT_GT(tensors_of_type[GgmlType::kQ6_K], 0u);
+  EXPECT_GT(tensors_of_type[GgmlType::kQ5_0], 0u);
+  expect_about_file_plus_pool(measure_peak_memory(path, c), "Q4_K_M recipe, stories42M shape");
 }
 
 }  // namespace
