@@ -124,7 +124,19 @@ std::optional<Tokenizer> read_gguf_tokenizer(const GgufReader& gguf, Model& mode
     piece = std::move(plain);
   }
   const TokenId byte_offset = Tokenizer::find_byte_fallback_offset(*tokens);
-  return Tokenizer(std::move(*tokens), std::move(*scores), model.bos_id, model.eos_id, byte_offset);
+  Tokenizer tokenizer(std::move(*tokens), std::move(*scores), model.bos_id, model.eos_id, byte_offset);
+  // llama.cpp's token types: CONTROL (3) and USER_DEFINED (4) are written as text by chat templates.
+  if (auto types = gguf.get_int_array("tokenizer.ggml.token_type")) {
+    if (types->size() != tokenizer.vocab_size())
+      throw FormatError(fmt::format("{}: metadata tokenizer.ggml.token_type holds {} types, expected {} (one per token)",
+                                    path, types->size(), tokenizer.vocab_size()));
+    constexpr int64_t kControl = 3, kUserDefined = 4;
+    std::vector<TokenId> special;
+    for (size_t id = 0; id < types->size(); ++id)
+      if ((*types)[id] == kControl || (*types)[id] == kUserDefined) special.push_back(static_cast<TokenId>(id));
+    tokenizer.set_special_tokens(special);
+  }
+  return tokenizer;
 }
 
 }  // namespace

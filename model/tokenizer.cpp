@@ -1,5 +1,6 @@
 #include "model/tokenizer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 #include <fstream>
@@ -184,16 +185,38 @@ void Tokenizer::merge_pairs(std::vector<TokenId>& tokens) const {
 
 // Matches llama2.c run.c encode(): BOS, the dummy-prefix " " for non-empty text, one token per
 // UTF-8 character (or its bytes), then pair merges.
-std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_bos) const {
-  std::vector<TokenId> tokens;
-  tokens.reserve(text.size() + 2);
-  if (add_bos) tokens.push_back(bos_id_);
-  if (!text.empty()) {
-    if (dummy_prefix_id_ >= 0)
-      tokens.push_back(dummy_prefix_id_);
-    else
-      append_char_tokens(" ", tokens);
+void Tokenizer::set_special_tokens(std::span<const TokenId> ids) {
+  special_ids_.clear();
+  special_by_first_byte_.clear();
+  for (const TokenId id : ids) {
+    PKV_CHECK(id >= 0 && static_cast<size_t>(id) < pieces_.size(), "special token {} outside vocab {}", id,
+              pieces_.size());
+    if (pieces_[static_cast<size_t>(id)].empty()) continue;  // no text to find
+    special_ids_.push_back(id);
+    special_by_first_byte_[pieces_[static_cast<size_t>(id)][0]].push_back(id);
   }
+  for (auto& [byte, candidates] : special_by_first_byte_)
+    std::stable_sort(candidates.begin(), candidates.end(), [&](TokenId a, TokenId b) {
+      return pieces_[static_cast<size_t>(a)].size() > pieces_[static_cast<size_t>(b)].size();
+    });
+}
+
+TokenId Tokenizer::special_token_at(std::string_view text, size_t pos) const {
+  const auto it = special_by_first_byte_.find(text[pos]);
+  if (it == special_by_first_byte_.end()) return -1;
+  for (const TokenId id : it->second)
+    if (text.substr(pos).starts_with(pieces_[static_cast<size_t>(id)])) return id;
+  return -1;
+}
+
+void Tokenizer::append_text_tokens(std::string_view text, std::vector<TokenId>& tokens) const {
+  if (text.empty()) return;
+  std::vector<TokenId> stretch;
+  stretch.reserve(text.size() + 1);
+  if (dummy_prefix_id_ >= 0)
+    stretch.push_back(dummy_prefix_id_);
+  else
+    append_char_tokens(" ", stretch);
   auto is_continuation = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; };
   size_t begin = 0;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -201,17 +224,42 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_bos) cons
     const size_t len = i - begin + 1;
     // run.c keeps collecting continuation bytes up to 4 bytes, then looks the character up.
     if (i + 1 < text.size() && is_continuation(text[i + 1]) && len < 4) continue;
-    append_char_tokens(text.substr(begin, len), tokens);
+    append_char_tokens(text.substr(begin, len), stretch);
     begin = i + 1;
   }
-  merge_pairs(tokens);
+  merge_pairs(stretch);
+  tokens.insert(tokens.end(), stretch.begin(), stretch.end());
+}
+
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+  std::vector<TokenId> tokens;
+  tokens.reserve(text.size() + 2);
+  if (!parse_special || special_ids_.empty()) {
+    if (add_bos) tokens.push_back(bos_id_);
+    append_text_tokens(text, tokens);
+    return tokens;
+  }
+  size_t stretch_begin = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const TokenId special = special_token_at(text, pos);
+    if (special < 0) {
+      ++pos;
+      continue;
+    }
+    append_text_tokens(text.substr(stretch_begin, pos - stretch_begin), tokens);
+    tokens.push_back(special);
+    pos += pieces_[static_cast<size_t>(special)].size();
+    stretch_begin = pos;
+  }
+  append_text_tokens(text.substr(stretch_begin), tokens);
+  if (add_bos && (tokens.empty() || tokens.front() != bos_id_)) tokens.insert(tokens.begin(), bos_id_);
   return tokens;
 }
 
 std::optional<std::vector<TokenId>> Tokenizer::encode_at_most(std::string_view text, bool add_bos,
-                                                               size_t max_tokens) const {
+                                                               size_t max_tokens, bool parse_special) const {
   if (text.size() > max_tokens * max_token_bytes_) return std::nullopt;
-  std::vector<TokenId> tokens = encode(text, add_bos);
+  std::vector<TokenId> tokens = encode(text, add_bos, parse_special);
   if (tokens.size() > max_tokens) return std::nullopt;
   return tokens;
 }

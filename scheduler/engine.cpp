@@ -142,7 +142,8 @@ std::string Engine::Impl::prepare(Request& request) {
     return "empty prompt: expected prompt text or prompt_tokens";
   } else if (const Tokenizer* tokenizer = runner.tokenizer()) {
     // Stops at the context: a prompt that cannot fit is refused without tokenizing all of it.
-    auto tokens = tokenizer->encode_at_most(spec.prompt, /*add_bos=*/true, runner.context_length());
+    auto tokens = tokenizer->encode_at_most(spec.prompt, /*add_bos=*/true, runner.context_length(),
+                                               spec.parse_special_tokens);
     if (!tokens)
       return fmt::format("prompt ({} bytes of text) has more tokens than the model context of {}", spec.prompt.size(),
                          runner.context_length());

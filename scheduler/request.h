@@ -20,6 +20,9 @@ struct RequestSpec {
   std::string id;                    // caller's label, echoed in the output
   std::string prompt;                // text, encoded with BOS; ignored when prompt_tokens is set
   std::vector<TokenId> prompt_tokens;  // token ids used as given (include BOS yourself)
+  // true: special tokens' text in `prompt` (<s>, <|im_start|>) becomes their ids, as a rendered
+  // chat template needs; false: all of the prompt is text, as OpenAI's completions treat it.
+  bool parse_special_tokens = false;
   SamplingParams sampling;
   uint32_t max_tokens = 256;         // generated tokens at most (>= 1)
   std::vector<std::string> stop;     // stop strings, matched on the decoded output text

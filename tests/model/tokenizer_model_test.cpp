@@ -1,6 +1,7 @@
 // Tokenizers from the real vocabularies in ../shared/models against reference token ids.
 #include <gtest/gtest.h>
 
+#include "model/model.h"
 #include "model/tokenizer.h"
 #include "tests/testing/golden.h"
 #include "tests/testing/model_paths.h"
@@ -87,6 +88,26 @@ TEST(Tokenizer, EncodesLongTextInOnePass) {
   const auto ids = tok.encode(text, true);
   EXPECT_GT(ids.size(), 4000u);
   EXPECT_EQ(tok.decode(std::span<const TokenId>(ids).subspan(1), ids[0]), text);
+}
+
+// llama.cpp's converter marks <s> and </s> CONTROL in stories260K's GGUF: a rendered chat prompt
+// ("... [/INST] A </s><s>[INST] ...") then gets their ids, not their characters.
+TEST(Tokenizer, GgufControlTokensAreParsedFromChatText) {
+  const std::string path = testing::model_path("stories260K-f32.gguf");
+  PKV_REQUIRE_SHARED_FILE(path);
+  const auto model = load_model(path);
+  ASSERT_TRUE(model->tokenizer.has_value());
+  const Tokenizer& tok = *model->tokenizer;
+  EXPECT_GE(tok.num_special_tokens(), 2u);
+  const std::vector<TokenId> ids = tok.encode("Once</s><s>Lily", true, /*parse_special=*/true);
+  std::vector<TokenId> expected = tok.encode("Once", true);
+  expected.push_back(tok.eos_id());
+  expected.push_back(tok.bos_id());
+  const std::vector<TokenId> lily = tok.encode("Lily", false);
+  expected.insert(expected.end(), lily.begin(), lily.end());
+  EXPECT_EQ(ids, expected);
+  // Plain completions keep treating the same text as text.
+  EXPECT_NE(tok.encode("Once</s><s>Lily", true), expected);
 }
 
 }  // namespace

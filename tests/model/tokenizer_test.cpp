@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace prunekv {
@@ -98,6 +100,50 @@ TEST(Tokenizer, EncodeAtMostStopsAtTheLimitWithoutEncodingAHugeText) {
   // test would take seconds and gigabytes if it were encoded).
   const std::string huge(size_t{64} << 20, 'a');
   EXPECT_FALSE(tok.encode_at_most(huge, true, 16).has_value());
+}
+
+// A chat template's markers: "<s>", "</s>" and "<|im_start|>" as special tokens.
+Tokenizer make_chat_tokenizer() {
+  Tokenizer tok = make_tokenizer({{" ", -9}, {"a", -9}, {"b", -9}, {"<s>", 0}, {"</s>", 0}, {"<|im_start|>", 0},
+                                  {"<|im", 0}});
+  tok.set_special_tokens(std::vector<TokenId>{1, 2, kFirstExtra + 3, kFirstExtra + 4, kFirstExtra + 5, kFirstExtra + 6});
+  return tok;
+}
+
+TEST(Tokenizer, SpecialTokensStayTextUnlessParsed) {
+  const Tokenizer tok = make_chat_tokenizer();
+  const std::vector<TokenId> as_text = tok.encode("a</s>b", false);
+  EXPECT_EQ(std::count(as_text.begin(), as_text.end(), kFirstExtra + 4), 0);  // spelled out, no </s> id
+  EXPECT_EQ(tok.encode("a</s>b", false, /*parse_special=*/false), as_text);
+}
+
+TEST(Tokenizer, ParsedSpecialTokensBecomeTheirIdsAndEachStretchGetsItsPrefix) {
+  const Tokenizer tok = make_chat_tokenizer();
+  const TokenId space = kFirstExtra, a = kFirstExtra + 1, b = kFirstExtra + 2, close = kFirstExtra + 4,
+                im_start = kFirstExtra + 5;
+  // llama.cpp's SentencePiece rule: the text after a special token is encoded on its own, with its
+  // dummy-prefix space.
+  EXPECT_EQ(tok.encode("a</s>b", false, true), (std::vector<TokenId>{space, a, close, space, b}));
+  // The longest special text wins where several start ("<|im_start|>" over "<|im").
+  EXPECT_EQ(tok.encode("<|im_start|>a", false, true), (std::vector<TokenId>{im_start, space, a}));
+  // Adjacent special tokens, none at the ends; empty stretches add nothing.
+  EXPECT_EQ(tok.encode("</s><|im_start|>", false, true), (std::vector<TokenId>{close, im_start}));
+  // Unknown markup stays text.
+  const std::vector<TokenId> unknown = tok.encode("<|x|>", false, true);
+  EXPECT_EQ(unknown, tok.encode("<|x|>", false));
+}
+
+TEST(Tokenizer, ParsedBosIsNotRepeated) {
+  const Tokenizer tok = make_chat_tokenizer();
+  const TokenId bos_text = kFirstExtra + 3;  // "<s>" is a special piece of its own, not BOS (id 1)
+  EXPECT_EQ(tok.encode("<s>a", true, true).front(), 1);
+  EXPECT_EQ(tok.encode("<s>a", true, true)[1], bos_text);
+  // BOS's own text ("\n<s>\n" here) at the start is not preceded by a second BOS.
+  const std::vector<TokenId> once = tok.encode("\n<s>\na", true, true);
+  EXPECT_EQ(std::count(once.begin(), once.end(), 1), 1);
+  EXPECT_EQ(once.front(), 1);
+  EXPECT_EQ(tok.encode_at_most("a</s>b", false, 5, true), tok.encode("a</s>b", false, true));
+  EXPECT_FALSE(tok.encode_at_most("a</s>b", false, 4, true).has_value());
 }
 
 }  // namespace
