@@ -74,6 +74,10 @@ Command serve_command() {
                         "seconds a connection may take to send its next request before it is closed")
             ->check(CLI::PositiveNumber)
             ->capture_default_str();
+        cmd->add_option("--write-timeout", args->server.write_timeout_seconds,
+                        "seconds a client may take to receive one write before its connection is closed")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
         cmd->add_option("--status-interval", args->server.status_interval_seconds,
                         "seconds between status lines on stderr while busy (0 = none)")
             ->capture_default_str();

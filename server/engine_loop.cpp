@@ -6,8 +6,9 @@
 
 namespace prunekv::server {
 
-EngineLoop::EngineLoop(ModelRunner& runner, EngineConfig config, ServerMetrics& metrics, double status_interval_s)
-    : metrics_(metrics), status_interval_(status_interval_s) {
+EngineLoop::EngineLoop(ModelRunner& runner, EngineConfig config, ServerMetrics& metrics, double status_interval_s,
+                       std::function<void()> after_step)
+    : metrics_(metrics), status_interval_(status_interval_s), after_step_(std::move(after_step)) {
   StepObserver previous = std::move(config.step_observer);
   config.step_observer = [this, previous = std::move(previous)](const StepStats& step) {
     metrics_.observe_step(step);
@@ -89,6 +90,7 @@ void EngineLoop::run() {
   const auto interval = std::chrono::duration<double>(status_interval_ > 0 ? status_interval_ : 1.0);
   for (;;) {
     const bool more = engine_->step();
+    if (after_step_) after_step_();
     running_.store(engine_->num_running());
     metrics_.observe_state(engine_->num_running(), engine_->num_waiting(), engine_->pool().num_used_blocks(),
                            blocks_total_);
@@ -104,6 +106,7 @@ void EngineLoop::run() {
   }
   // Cancels whatever is still queued or running (callbacks run here, on the engine thread).
   engine_.reset();
+  if (after_step_) after_step_();
   idle_cv_.notify_all();
 }
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,8 +19,12 @@ namespace prunekv::server {
 class EngineLoop {
  public:
   // Builds the engine (throws ConfigError as Engine does) and starts its thread. `metrics` and
-  // `runner` must outlive the loop. status_interval_s <= 0: no status lines.
-  EngineLoop(ModelRunner& runner, EngineConfig config, ServerMetrics& metrics, double status_interval_s);
+  // `runner` must outlive the loop. status_interval_s <= 0: no status lines. `after_step` runs
+  // on the engine thread after every step, once that step's output callbacks have all run, and
+  // after stop()'s cancellations: callbacks that only collect hand their news on there, with one
+  // wake-up per step however many requests made tokens.
+  EngineLoop(ModelRunner& runner, EngineConfig config, ServerMetrics& metrics, double status_interval_s,
+             std::function<void()> after_step = {});
   // stop().
   ~EngineLoop();
   EngineLoop(const EngineLoop&) = delete;
@@ -50,6 +55,7 @@ class EngineLoop {
   ServerMetrics& metrics_;
   size_t blocks_total_;
   double status_interval_;
+  std::function<void()> after_step_;
   std::atomic<size_t> outstanding_{0};
   std::atomic<size_t> running_{0};
   std::mutex mutex_;

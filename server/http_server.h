@@ -7,8 +7,10 @@
 //   POST /v1/chat/completions  the messages rendered with the model's chat template when
 //                              model/chat_template.h recognises it; 400 when there is none or
 //                              it is not one prunekv knows (it has no Jinja engine)
-// One thread accepts and one thread serves each connection (reads with a deadline, blocking
-// writes, keep-alive); a client that goes away cancels its request. Boost.Beast stays in the .cpp.
+// One network thread serves every connection with Asio (reads and writes with deadlines,
+// keep-alive, pipelining); the engine's output reaches it with one wake-up per engine step, and
+// each connection sends all its pending events in one write. A client that goes away cancels its
+// request. Boost.Asio and Beast stay in the .cpp.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,8 +33,11 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20;       // larger bodies get 413
   size_t max_connections = 1024;         // more at once get 503 and are closed
   // A connection whose next request has not fully arrived this long after the last answer (or
-  // after it connected) is closed, so idle or stalled clients cannot hold threads forever.
+  // after it connected) is closed, so idle or stalled clients cannot hold connections forever.
   double read_timeout_seconds = 60.0;
+  // A connection whose client takes longer than this to take one write's bytes is closed (and
+  // its request cancelled).
+  double write_timeout_seconds = 60.0;
 };
 
 class HttpServer {

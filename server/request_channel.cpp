@@ -1,28 +1,27 @@
 #include "server/request_channel.h"
 
+#include <utility>
+
 namespace prunekv::server {
 
-void RequestChannel::push(const RequestOutput& output, bool finished) {
-  {
-    std::lock_guard lock(mutex_);
-    if (finished) {
-      state_.final = output;
-    } else {
-      // Before the end the text only grows: append the new piece.
-      state_.text.append(output.text, state_.text.size());
-      state_.tokens.push_back(output.output_tokens.back());
-      state_.text_ends.push_back(output.text.size());
-    }
+bool RequestChannel::push(const RequestOutput& output, bool finished) {
+  std::lock_guard lock(mutex_);
+  if (finished) {
+    state_.final = output;
+  } else {
+    // Before the end the text only grows: append the new piece.
+    state_.text.append(output.text, state_.text.size());
+    state_.tokens.push_back(output.output_tokens.back());
+    state_.text_ends.push_back(output.text.size());
   }
-  cv_.notify_one();
+  return !std::exchange(told_, true);
 }
 
-bool RequestChannel::wait(Update& update, std::chrono::milliseconds timeout) {
+bool RequestChannel::take(Update& update) {
+  std::lock_guard lock(mutex_);
+  told_ = false;
   const size_t seen = update.tokens.size();
-  std::unique_lock lock(mutex_);
-  const bool fresh = cv_.wait_for(lock, timeout, [&] {
-    return (state_.final.has_value() && !update.final) || state_.tokens.size() > seen;
-  });
+  const bool fresh = (state_.final.has_value() && !update.final) || state_.tokens.size() > seen;
   if (!fresh) return false;
   update.text.append(state_.text, update.text.size());
   update.tokens.insert(update.tokens.end(), state_.tokens.begin() + seen, state_.tokens.end());

@@ -1,9 +1,9 @@
 #pragma once
-// Hands one request's outputs from the engine thread to the HTTP thread answering it: each new
-// token (with where the decoded text ended after it) and the final output. The engine never
-// waits on the HTTP side; the HTTP thread waits with a timeout so it can watch its client.
-#include <chrono>
-#include <condition_variable>
+// Hands one request's outputs from the engine thread to the network thread answering it: each
+// new token (with where the decoded text ended after it) and the final output. Neither side
+// waits: the engine appends, and push() says when the network thread must be told (the first
+// news since its last take()), so a connection is woken at most once however many tokens the
+// engine makes in between.
 #include <mutex>
 #include <optional>
 #include <string>
@@ -15,24 +15,24 @@ namespace prunekv::server {
 
 class RequestChannel {
  public:
-  // Engine thread (Engine::OutputCallback).
-  void push(const RequestOutput& output, bool finished);
+  // Engine thread (Engine::OutputCallback). True when this is the first news since the last
+  // take(): the caller then tells the network thread to take().
+  bool push(const RequestOutput& output, bool finished);
 
-  // The HTTP thread's copy, extended by each wait().
+  // The network thread's copy, extended by each take().
   struct Update {
     std::string text;                // decoded text so far (non-final tokens)
     std::vector<TokenId> tokens;     // every non-final token so far
     std::vector<size_t> text_ends;   // text size after each token
     std::optional<RequestOutput> final;
   };
-  // Waits up to `timeout` for a token `update` lacks or the final output, and appends what is new
-  // to `update`; false when nothing new came in time.
-  bool wait(Update& update, std::chrono::milliseconds timeout);
+  // Appends to `update` what it lacks; false when there was nothing new.
+  bool take(Update& update);
 
  private:
   std::mutex mutex_;
-  std::condition_variable cv_;
   Update state_;
+  bool told_ = false;  // news pushed since the last take()
 };
 
 }  // namespace prunekv::server
