@@ -1,7 +1,8 @@
 // `prunekv serve` end to end on 127.0.0.1 with the real stories260K model: the 60 golden prompts
 // over HTTP (streamed and not), the endpoints, a table of bad input while a good client keeps
 // being served, a full queue, a pool too small for a prompt, a client that hangs up, a client
-// that sends nothing, a drain, and chat completions through a GGUF's chat template.
+// that sends nothing, pipelined requests, a drain, and chat completions through a GGUF's chat
+// template.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -366,26 +367,83 @@ TEST_F(ServerModel, FullQueueGets503WithRetryAfter) {
   EXPECT_GE(metric(metrics, "prunekv:http_requests_refused_total{model_name=\"stories260K\",status=\"503\"}"), 1);
 }
 
-// A raw TCP connection to the server that sends `bytes` and then nothing: the seconds until the
-// server closes it (recv sees the end), or -1 when it is still open after 10 s.
-double seconds_until_closed(uint16_t port, const std::string& bytes) {
+// A raw TCP connection to the server (127.0.0.1:port) whose reads give up after 10 s.
+int connect_raw(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  timeval limit{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  return fd;
+}
+
+// A raw TCP connection to the server that sends `bytes` and then nothing: the seconds until the
+// server closes it (recv sees the end), or -1 when it is still open after 10 s.
+double seconds_until_closed(uint16_t port, const std::string& bytes) {
+  const int fd = connect_raw(port);
   const auto start = std::chrono::steady_clock::now();
   if (!bytes.empty()) {
     EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
   }
-  timeval limit{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   char c;
   const ssize_t n = ::recv(fd, &c, 1, 0);
   const bool closed = n == 0 || (n < 0 && errno == ECONNRESET);
   ::close(fd);
   return closed ? std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() : -1;
+}
+
+// Sends `pieces` `pause` apart and returns everything the server sends until it closes the
+// connection (or 10 s pass without a byte).
+std::string answer_until_closed(uint16_t port, const std::vector<std::string>& pieces,
+                                std::chrono::milliseconds pause) {
+  const int fd = connect_raw(port);
+  for (const std::string& bytes : pieces) {
+    if (&bytes != &pieces.front()) std::this_thread::sleep_for(pause);
+    EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+  }
+  std::string answer;
+  char piece[4096];
+  for (ssize_t n; (n = ::recv(fd, piece, sizeof piece, 0)) > 0;) answer.append(piece, size_t(n));
+  ::close(fd);
+  return answer;
+}
+
+TEST_F(ServerModel, PipelinedRequestsAreAnsweredInOrder) {
+  // 5 ms per step, requests 20 ms apart: each request behind the first most likely arrives while
+  // the one before it is still being answered (and is read then, into the request buffer). The
+  // answers must not depend on that timing.
+  start(default_config(), {}, std::chrono::milliseconds(5));
+  const json request = {{"prompt", "Once upon a time"}, {"max_tokens", 12}, {"temperature", 0}};
+  std::string expected;
+  {
+    bench::HttpClient client(address());
+    expected = complete(client, request).second["choices"][0]["text"];
+  }
+  json streamed = request;
+  streamed["stream"] = true;
+  auto post = [](const json& body) {
+    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.dump().size()) + "\r\n\r\n" + body.dump();
+  };
+  const std::string answer =
+      answer_until_closed(server_->port(),
+                          {post(request), post(streamed), "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
+                          std::chrono::milliseconds(20));
+  // In order: the whole answer, the stream to its end, the health check.
+  size_t at = 0;
+  for (const std::string& part : {std::string("HTTP/1.1 200 OK"), "\"text\":" + json(expected).dump(),
+                                  std::string("HTTP/1.1 200 OK"), std::string("text/event-stream"),
+                                  std::string("data: [DONE]"), std::string("HTTP/1.1 200 OK"),
+                                  std::string("{\"status\":\"ok\"}")}) {
+    const size_t found = answer.find(part, at);
+    ASSERT_NE(found, std::string::npos) << part << " after byte " << at << " of:\n" << answer;
+    at = found + part.size();
+  }
+  bench::HttpClient watcher(address());
+  wait_until_idle(watcher);
 }
 
 TEST_F(ServerModel, AClientThatSendsNothingIsDisconnectedAtTheReadTimeout) {
