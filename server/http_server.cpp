@@ -85,7 +85,8 @@ struct HttpServer::Impl {
   void close_connections(bool idle_only);
   // Engine thread: a channel's first news since its connection last took.
   void tell(News news);
-  // Engine thread, after each step: one wake-up of the network thread for all of the step's news.
+  // Engine thread, after each step: one wake-up of the network thread for all of the step's news
+  // (none while a delivery it has not started yet is posted already).
   void hand_news_on();
   // ApiError 400 when the model has no chat template prunekv can apply.
   void require_chat_template() const;
@@ -105,7 +106,8 @@ struct HttpServer::Impl {
   std::atomic<uint64_t> next_completion{1};
   std::mutex news_mutex;
   std::vector<News> news;  // guarded by news_mutex
-  std::atomic<bool> news_waiting{false};
+  // A delivery is posted and has not taken the news yet: later steps' news rides along with it.
+  std::atomic<bool> delivery_posted{false};
   std::list<std::shared_ptr<Connection>> connections;  // network thread
   std::mutex open_mutex;
   std::condition_variable all_closed;
@@ -517,18 +519,20 @@ void HttpServer::Impl::forget(Connection& c) {
 }
 
 void HttpServer::Impl::tell(News n) {
-  {
-    std::lock_guard lock(news_mutex);
-    news.push_back(std::move(n));
-  }
-  news_waiting.store(true);
+  std::lock_guard lock(news_mutex);
+  news.push_back(std::move(n));
 }
 
 void HttpServer::Impl::hand_news_on() {
-  if (news_waiting.exchange(false)) asio::post(io, [this] { deliver_news(); });
+  {
+    std::lock_guard lock(news_mutex);
+    if (news.empty()) return;
+  }
+  if (!delivery_posted.exchange(true)) asio::post(io, [this] { deliver_news(); });
 }
 
 void HttpServer::Impl::deliver_news() {
+  delivery_posted.store(false);  // before the swap: news told after it gets a delivery of its own
   std::vector<News> batch;
   {
     std::lock_guard lock(news_mutex);
