@@ -285,7 +285,10 @@ void HttpServer::Impl::Connection::completion(const Request& request, OpenAiEndp
   const bool chat = endpoint == OpenAiEndpoint::kChatCompletions;
   if (chat) server_.require_chat_template();  // before the body: no chat body can be served without one
   CompletionRequest cr = parse_completion_request(request.body(), server_.options.model_name, endpoint);
-  if (chat) cr.spec.prompt = render_chat(*server_.chat_format, cr.messages, cr.add_generation_prompt);
+  if (chat) {
+    cr.spec.prompt = render_chat(*server_.chat_format, cr.messages, cr.add_generation_prompt);
+    cr.spec.parse_special_tokens = true;  // the template's <s>, </s>, <|im_start|> are tokens, not text
+  }
   Pending p;
   p.ids = CompletionIds{fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", server_.next_completion.fetch_add(1)),
                         int64_t(std::time(nullptr)), server_.options.model_name, chat};

@@ -114,6 +114,46 @@ TEST_F(ServerModel, Endpoints) {
   EXPECT_NE(chat.body.find("no chat template"), std::string::npos) << chat.body;
 }
 
+// Llama 2's template separates turns with </s><s>: the chat endpoint sends their ids (stories260K's
+// GGUF marks them CONTROL), as llama.cpp does, where /v1/completions keeps the same text as text.
+TEST_F(ServerModel, ChatPromptsGetTheTemplatesSpecialTokenIds) {
+  PKV_REQUIRE_SHARED_FILE(model_path("stories260K-f32.gguf"));
+  load(model_path("stories260K-f32.gguf"));
+  server::ServerOptions options;
+  options.chat_template = "llama2";  // as --chat-template llama2
+  start(default_config(), options);
+  bench::HttpClient client(address());
+  const json messages = json::array({{{"role", "user"}, {"content", "Once upon a time"}},
+                                     {{"role", "assistant"}, {"content", "there was a cat."}},
+                                     {{"role", "user"}, {"content", "Tell me more"}}});
+  const std::string rendered =
+      "[INST] Once upon a time [/INST] there was a cat. </s><s>[INST] Tell me more [/INST]";
+  const Tokenizer& tok = *model_->tokenizer;
+  std::vector<TokenId> ids = tok.encode(rendered, true, /*parse_special=*/true);
+  ASSERT_EQ(std::count(ids.begin(), ids.end(), tok.eos_id()), 1);
+  ASSERT_EQ(std::count(ids.begin(), ids.end(), tok.bos_id()), 2);
+
+  const json sampling = {{"max_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}};
+  json chat_body = sampling;
+  chat_body["messages"] = messages;
+  const auto chat = client.post("/v1/chat/completions", chat_body.dump());
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  const json answer = json::parse(chat.body);
+  EXPECT_EQ(answer["usage"]["prompt_tokens"], ids.size());
+
+  json by_ids = sampling;
+  by_ids["prompt"] = ids;
+  const auto [status, completion] = complete(client, by_ids);
+  ASSERT_EQ(status, 200) << completion.dump();
+  EXPECT_EQ(answer["choices"][0]["message"]["content"], completion["choices"][0]["text"]);
+
+  json as_text = sampling;
+  as_text["prompt"] = rendered;
+  const auto [text_status, text_completion] = complete(client, as_text);
+  ASSERT_EQ(text_status, 200) << text_completion.dump();
+  EXPECT_GT(text_completion["usage"]["prompt_tokens"].get<size_t>(), ids.size());  // "</s><s>" spelled out
+}
+
 // A GGUF carrying a chatml template: /v1/chat/completions renders the messages with it and
 // answers exactly what /v1/completions answers for the rendered prompt, streamed and not.
 TEST_F(ServerModel, ChatCompletionsRenderTheModelsTemplate) {
