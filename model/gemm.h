@@ -12,6 +12,9 @@
 // token's output is bit-identical computed alone or inside any batch, serial or parallel, and the
 // scalar gemm_packed_reference() (std::fma in the same order) gives exactly the same bits.
 //
+// The panels hold floats, or halves (GemmHalfPart: F16 files) that the kernel widens as it loads
+// them; widening is exact, so half panels give the bits of float panels of the widened weights.
+//
 // Several matrices with the same `in` can share one PackedWeights (wq|wk|wv, w1|w3): each part
 // starts on a panel boundary and writes to its own output, so one call computes all of them.
 #include <cstddef>
@@ -20,6 +23,7 @@
 #include <span>
 #include <vector>
 
+#include "common/check.h"
 #include "common/large_buffer.h"
 
 namespace prunekv {
@@ -29,6 +33,15 @@ inline constexpr size_t kGemmPanel = 16;
 // One [out][in] row-major matrix (y = W x) to pack.
 struct GemmPart {
   const float* w = nullptr;
+  size_t out = 0;
+};
+
+// The same of IEEE binary16 values (an F16 file's tensor): packed as halves, in the same panel
+// layout, and widened to fp32 inside the micro-kernel (one vcvtph2ps per 8 weights). The results
+// are those of the F32 path on the widened weights, bit for bit (widening is exact): the same
+// contract, half the bytes, and no dequantized tile written and read back per product.
+struct GemmHalfPart {
+  const uint16_t* w = nullptr;
   size_t out = 0;
 };
 
@@ -43,6 +56,8 @@ class PackedWeights {
   PackedWeights() = default;
   // Copies every part into panels; parts.size() >= 1, all with the same `in`.
   PackedWeights(std::span<const GemmPart> parts, size_t in);
+  // The same with the panels' elements halves (GemmHalfPart).
+  PackedWeights(std::span<const GemmHalfPart> parts, size_t in);
 
   // Scratch panels for one part of up to `max_out` rows of `in` (or any in * max_out no larger),
   // refilled through fill(): where quantized products put their dequantized tiles
@@ -69,14 +84,26 @@ class PackedWeights {
     uint32_t width;
   };
   const Panel& panel(size_t p) const { return panels_[p]; }
-  // [in][16] floats, 64-byte aligned.
-  const float* panel_data(size_t p) const { return data_.get() + p * in_ * kGemmPanel; }
+  // Whether the panels hold halves (built from GemmHalfPart) rather than floats.
+  bool is_half() const { return half_; }
+  // [in][16] floats, 64-byte aligned; only where !is_half() (DCHECKed).
+  const float* panel_data(size_t p) const {
+    PKV_DCHECK(!half_);
+    return data_.get() + p * in_ * kGemmPanel;
+  }
+  // [in][16] halves, 32-byte aligned; only where is_half() (DCHECKed).
+  const uint16_t* panel_half(size_t p) const {
+    PKV_DCHECK(half_);
+    return reinterpret_cast<const uint16_t*>(data_.get()) + p * in_ * kGemmPanel;
+  }
 
  private:
-  void pack_panels(std::span<const GemmPart> parts);
+  template <typename Part>
+  void pack_panels(std::span<const Part> parts);
   void add_part(size_t out);  // appends a part's panels (metadata only)
 
   size_t in_ = 0;
+  bool half_ = false;
   size_t capacity_floats_ = 0;
   std::vector<size_t> part_out_;
   std::vector<Panel> panels_;

@@ -12,11 +12,18 @@ namespace {
 
 ProductWeights product(std::span<const QuantPart> parts, size_t in) {
   ProductWeights weights;
-  const bool all_f32 = std::all_of(parts.begin(), parts.end(), [](const QuantPart& p) { return p.w.is_f32(); });
-  if (all_f32) {
+  auto all_of_type = [&](GgmlType type) {
+    return std::all_of(parts.begin(), parts.end(), [&](const QuantPart& p) { return p.w.type == type; });
+  };
+  if (all_of_type(GgmlType::kF32)) {
     std::vector<GemmPart> gemm_parts;
     for (const QuantPart& p : parts) gemm_parts.push_back({p.w.f32(), p.out});
     weights.packed = PackedWeights(gemm_parts, in);
+  } else if (all_of_type(GgmlType::kF16)) {
+    std::vector<GemmHalfPart> gemm_parts;
+    for (const QuantPart& p : parts) gemm_parts.push_back({static_cast<const uint16_t*>(p.w.data), p.out});
+    weights.packed = PackedWeights(gemm_parts, in);
+    weights.quant = QuantWeights(parts, in);
   } else {
     weights.quant = QuantWeights(parts, in);
   }

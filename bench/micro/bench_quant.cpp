@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "model/gemm.h"
@@ -83,11 +84,15 @@ void BM_QuantMatmul(benchmark::State& state) {
   state.SetLabel(std::string(ggml_type_name(type)) + " " + quant_kernel_isa());
 }
 
-// The F32 path of the same shape: weights packed once, the register-blocked GEMM.
-void BM_PackedGemm(benchmark::State& state) {
+// The F32 path of the same shape: weights packed once (as floats from GemmPart, as halves from
+// GemmHalfPart: what F16 files run), the register-blocked GEMM.
+template <typename Part>
+void packed_gemm(benchmark::State& state) {
+  using Element = std::remove_const_t<std::remove_pointer_t<decltype(Part::w)>>;
+  const GgmlType type = sizeof(Element) == sizeof(float) ? GgmlType::kF32 : GgmlType::kF16;
   const auto n = size_t(state.range(0)), in = size_t(state.range(1)), out = size_t(state.range(2));
-  const auto bytes = random_weights(GgmlType::kF32, out, in);
-  const GemmPart part{reinterpret_cast<const float*>(bytes.data()), out};
+  const auto bytes = random_weights(type, out, in);
+  const Part part{reinterpret_cast<const Element*>(bytes.data()), out};
   const PackedWeights w({&part, 1}, in);
   std::vector<float> x(n * in, 0.5f), y(n * out);
   const GemmOut o{y.data(), out};
@@ -95,9 +100,11 @@ void BM_PackedGemm(benchmark::State& state) {
     gemm_packed(w, x.data(), in, n, &o, 0, w.num_panels());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetBytesProcessed(int64_t(state.iterations() * in * out * sizeof(float)));
+  state.SetBytesProcessed(int64_t(state.iterations() * in * out * sizeof(Element)));
   state.SetItemsProcessed(int64_t(state.iterations() * n));
 }
+void BM_PackedGemm(benchmark::State& state) { packed_gemm<GemmPart>(state); }
+void BM_PackedGemmHalf(benchmark::State& state) { packed_gemm<GemmHalfPart>(state); }
 
 // stories110M's w1 (2048 x 768) and w2 (768 x 2048) at decode batch sizes.
 void quant_args(benchmark::internal::Benchmark* b) {
@@ -108,6 +115,8 @@ void quant_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_QuantMatmul)->Apply(quant_args)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PackedGemm)->Args({1, 768, 2048})->Args({16, 768, 2048})->Args({32, 768, 2048})->Args({64, 768, 2048})
     ->Args({32, 2048, 768})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PackedGemmHalf)->Args({1, 768, 2048})->Args({8, 768, 2048})->Args({16, 768, 2048})
+    ->Args({32, 768, 2048})->Args({64, 768, 2048})->Args({32, 2048, 768})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace prunekv

@@ -8,7 +8,9 @@
 #include <tuple>
 #include <vector>
 
+#include "model/half.h"
 #include "model/ops.h"
+#include "tests/testing/quantize.h"
 #include "tests/testing/random_vector.h"
 
 namespace prunekv {
@@ -45,6 +47,34 @@ TEST(Gemm, PackedMatchesPlainLoopsAndTheScalarFmaChainBitForBit) {
     gemm_packed_reference(w, x.data(), in, n, &exact_out, 0, w.num_panels());
     for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], plain[i], 1e-5f * (1 + std::fabs(plain[i])));
     EXPECT_TRUE(same_bits(y, exact)) << n << "x" << in << "x" << out;
+  }
+}
+
+// F16 weights packed as halves give the bits of the F32 path on the same weights widened (widening
+// is exact), for every tile shape, and of the scalar reference on the half panels; halves that are
+// subnormal, zero or negative zero included. The batch / split independence above follows from
+// that same code path.
+TEST(Gemm, HalfPanelsGiveTheBitsOfTheF32PanelsOfTheWidenedWeights) {
+  for (auto [n, in, out] : kShapes) {
+    const auto x = random_vector(n * in, 5), wm = random_vector(out * in, 6);
+    std::vector<uint16_t> halves(out * in);
+    std::vector<float> widened(out * in);
+    for (size_t i = 0; i < halves.size(); ++i) {
+      halves[i] = i % 97 == 3 ? uint16_t{0x0001} : i % 89 == 5 ? uint16_t{0x8000} : testing::float_to_half(wm[i]);
+      widened[i] = half_to_float(halves[i]);
+    }
+    const GemmHalfPart half_part{halves.data(), out};
+    const GemmPart f32_part{widened.data(), out};
+    const PackedWeights wh({&half_part, 1}, in), wf({&f32_part, 1}, in);
+    ASSERT_TRUE(wh.is_half());
+    ASSERT_EQ(wh.num_panels(), wf.num_panels());
+    const auto yh = run(wh, x, n, 0, wh.num_panels(), std::vector<float>(n * out, NAN));
+    const auto yf = run(wf, x, n, 0, wf.num_panels(), std::vector<float>(n * out, NAN));
+    std::vector<float> exact(n * out, NAN);
+    const GemmOut exact_out{exact.data(), out};
+    gemm_packed_reference(wh, x.data(), in, n, &exact_out, 0, wh.num_panels());
+    EXPECT_TRUE(same_bits(yh, yf)) << n << "x" << in << "x" << out;
+    EXPECT_TRUE(same_bits(yh, exact)) << n << "x" << in << "x" << out;
   }
 }
 
