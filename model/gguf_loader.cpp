@@ -223,7 +223,8 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
                                                     : find_llama2c_tokenizer(path, c.vocab_size, options);
   model->chat_template = gguf.get_string("tokenizer.chat_template").value_or("");
   model->file_type = fmt::format("GGUF v{} {}", gguf.version(), ggml_type_name(gguf.find_tensor("blk.0.attn_q.weight")->type));
-  model->storage.push_back(gguf.file());
+  model->mapped_file = gguf.file();
+  model->storage.push_back(model->mapped_file);
   return model;
 }
 

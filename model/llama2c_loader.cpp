@@ -125,6 +125,7 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const LoadOpt
   model->eos_id = 2;
   model->stop_tokens = {model->eos_id, model->bos_id};
   model->file_type = "llama2.c fp32";
+  model->mapped_file = file;
   model->storage.push_back(file);
   return model;
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
@@ -41,6 +42,17 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
 
 MappedFile::MappedFile(std::string path, const uint8_t* data, size_t size)
     : path_(std::move(path)), data_(data), size_(size) {}
+
+void MappedFile::release_pages(const void* begin, size_t bytes) const {
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto map_begin = reinterpret_cast<uintptr_t>(data_), map_end = map_begin + size_;
+  const auto b = std::max(reinterpret_cast<uintptr_t>(begin), map_begin);
+  const auto e = std::min(reinterpret_cast<uintptr_t>(begin) + bytes, map_end);
+  const uintptr_t first = (b + page - 1) / page * page, last = e / page * page;  // whole pages only
+  if (data_ == nullptr || first >= last) return;
+  // Advice, not a correctness matter: on failure the pages simply stay resident.
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
 
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);

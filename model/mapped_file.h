@@ -25,6 +25,11 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
 
+  // Drops this process's resident pages that lie wholly inside [begin, begin + bytes) and inside
+  // the map (madvise MADV_DONTNEED): for weights copied elsewhere (the GEMM's panels), so that a
+  // model is not resident twice. A later read of those bytes faults them back in from the file.
+  void release_pages(const void* begin, size_t bytes) const;
+
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size);
 

@@ -21,6 +21,7 @@
 namespace prunekv {
 
 struct PackedModel;  // model/packed_model.h
+class MappedFile;   // model/mapped_file.h
 
 // Row-major [out][in] matrices (y = W x) in their file's type; norm vectors fp32.
 struct LayerWeights {
@@ -59,6 +60,9 @@ struct Model {
 
   // Keeps the weight views valid: a memory map and/or owned buffers.
   std::vector<std::shared_ptr<const void>> storage;
+  // The file the views point into, when the loader mapped one (not for synthetic models): where
+  // packing releases the pages of the weights it copied.
+  std::shared_ptr<const MappedFile> mapped_file;
 
   // The weights repacked for the GEMM kernel: a cache that packed_weights() (model/packed_model.h)
   // fills on first use, under its lock; null until a Transformer is built over this model. The

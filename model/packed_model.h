@@ -4,10 +4,9 @@
 // GEMMs instead of seven. A product whose parts are all F32 is repacked into the GEMM
 // micro-kernel's panels (model/gemm.h: the exact path of llama2.c and F32 GGUF files), one whose
 // parts are all F16 into the same panels of halves (widened in the kernel: at 16 tokens,
-// stories110M, dequantizing F16 tiles into fp32 panels cost as much as the GEMM itself) while
-// keeping its views for the fused kernels of small batches (so an F16 model holds its weights
-// twice: the mapped file's pages and the panels); any other stays in the file's types, read in
-// place (model/quant_matmul.h). Built once per Model
+// stories110M, dequantizing F16 tiles into fp32 panels cost as much as the GEMM itself); the
+// mapped file's pages of packed weights are then released, so the model is resident once. Any
+// other product stays in the file's types, read in place (model/quant_matmul.h). Built once per Model
 // (by the first Transformer over it) and shared by every later one; the Model's own [out][in]
 // views stay as loaded.
 #include <memory>
@@ -19,17 +18,11 @@
 
 namespace prunekv {
 
-// One product's weights: packed, quant or (F16) both.
+// One product's weights: exactly one of the two is set.
 struct ProductWeights {
   PackedWeights packed;  // every part F32, or every part F16 (half panels)
-  QuantWeights quant;    // not F32: views in the file's types
+  QuantWeights quant;    // otherwise: views in the file's types
   bool is_packed() const { return packed.num_panels() > 0; }
-  bool has_views() const { return quant.num_parts() > 0; }
-  // Whether an n-token product runs on the packed panels. F16 keeps its fused kernels up to
-  // kFusedMaxTokens: one token reads weight bytes straight from memory, which the fused rows
-  // stream faster (stories110M F16 batch-1 decode, one thread: 47 tok per CPU-second on the
-  // half panels, 79 fused); from 16 tokens on the panels win (355 vs 196).
-  bool packed_for(size_t n) const { return is_packed() && (!has_views() || n > kFusedMaxTokens); }
 };
 
 struct PackedLayer {

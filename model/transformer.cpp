@@ -84,7 +84,7 @@ struct Transformer::Impl {
 
   // outs[part][t][o] = x[t] . W_part[o] for t < n (x rows of w.in() floats).
   void gemm(const ProductWeights& w, const float* x, size_t n, std::initializer_list<GemmOut> outs) {
-    if (w.packed_for(n)) {
+    if (w.is_packed()) {
       gemm(w.packed, x, n, outs);
     } else {
       gemm(w.quant, x, n, outs);

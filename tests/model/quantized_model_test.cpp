@@ -269,15 +269,26 @@ void expect_about_file_plus_pool(const PeakMemory& m, const char* what) {
   EXPECT_GE(m.grown, m.file_bytes * 9 / 10);  // the weights were read: they are resident
 }
 
-TEST(QuantizedModel, PeakMemoryOfAQ8_0ModelIsAboutTheFileSizePlusTheKvPool) {
+// Every weight of the stories15M shape stored as `type`.
+PeakMemory peak_memory_of_stories15m_as(GgmlType type) {
   ModelConfig c = model_shape("synthetic:stories15M");
   c.context_length = 256;
   testing::TempDir dir;
-  const auto path = write_weights_only_gguf(c, dir, [](testing::GgufWriter& w, const std::string& name,
-                                                        uint64_t rows, uint64_t cols) {
-    w.add_tensor(name, {cols, rows}, GgmlType::kQ8_0, testing::seeded_values(name, rows * cols, 7));
+  const auto path = write_weights_only_gguf(c, dir, [&](testing::GgufWriter& w, const std::string& name,
+                                                         uint64_t rows, uint64_t cols) {
+    w.add_tensor(name, {cols, rows}, type, testing::seeded_values(name, rows * cols, 7));
   });
-  expect_about_file_plus_pool(measure_peak_memory(path, c), "Q8_0 stories15M shape");
+  return measure_peak_memory(path, c);
+}
+
+TEST(QuantizedModel, PeakMemoryOfAQ8_0ModelIsAboutTheFileSizePlusTheKvPool) {
+  expect_about_file_plus_pool(peak_memory_of_stories15m_as(GgmlType::kQ8_0), "Q8_0 stories15M shape");
+}
+
+// F16 products are repacked into half panels for the GEMM kernel; the file's pages of those
+// weights are released after packing, so the model is resident once, not twice.
+TEST(QuantizedModel, PeakMemoryOfAnF16ModelIsAboutTheFileSizePlusTheKvPool) {
+  expect_about_file_plus_pool(peak_memory_of_stories15m_as(GgmlType::kF16), "F16 stories15M shape");
 }
 
 // The mix of llama-quantize's Q4_K_M on the stories42M shape: Q4_K, Q6_K for attn_v and ffn_down
