@@ -50,7 +50,8 @@ struct Simd {
 }  // namespace
 
 const QuantKernels* quant_kernels_avx2() {
-  static const QuantKernels kernels{"avx2", dot_rows, dequantize_rows, dequantize_panels};
+  static const QuantKernels kernels{"avx2", dot_rows, dequantize_rows, dequantize_panels,
+                                    quantize_activations, int8_dot_rows};
   return &kernels;
 }
 

@@ -31,6 +31,37 @@ inline void scaled_bytes_to_float(__m256i q, float d, V* w) {
 inline __m256i low_nibbles(__m256i q) { return _mm256_and_si256(q, _mm256_set1_epi8(0x0F)); }
 inline __m256i high_nibbles(__m256i q) { return _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F)); }
 
+template <GgmlType T>
+constexpr size_t kQBlockBytes = T == GgmlType::kQ8_0   ? kQ8_0BlockBytes
+                                : T == GgmlType::kQ4_0 ? kQ4_0BlockBytes
+                                                       : kQ5_0BlockBytes;
+
+// The 32 signed codes of block g of a Q8_0 / Q4_0 / Q5_0 row (the values are d times them).
+template <GgmlType T>
+inline __m256i block_codes(const uint8_t* row, size_t g) {
+  if constexpr (T == GgmlType::kQ8_0) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + kQ8_0BlockBytes * g + 2));
+  } else if constexpr (T == GgmlType::kQ4_0) {
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + kQ4_0BlockBytes * g + 2));
+    const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
+    return _mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8));
+  } else {
+    static_assert(T == GgmlType::kQ5_0);
+    const uint8_t* block = row + kQ5_0BlockBytes * g;
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 6));
+    const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
+    // Bit i of qh into byte i: byte i gets qh's byte i / 8, then tests bit i % 8.
+    uint32_t qh;
+    std::memcpy(&qh, block + 2, sizeof qh);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(qh)),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    const __m256i top = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(low_nibbles(q), top), _mm256_set1_epi8(16));
+  }
+}
+
 // The fp32 values of group g (elements 32g .. 32g + 31) of a row of a type with 32-element
 // chunks (plain types, Q8_0, Q4_0, Q5_0).
 template <GgmlType T>
@@ -44,27 +75,8 @@ inline void decode_group(const uint8_t* row, size_t g, V* w) {
   } else if constexpr (T == GgmlType::kBF16) {
     #pragma GCC unroll 4
     for (int j = 0; j < kVecs; ++j) w[j] = Simd::load_bf16(row + 2 * (32 * g + j * kLanes));
-  } else if constexpr (T == GgmlType::kQ8_0) {
-    const uint8_t* block = row + 34 * g;
-    scaled_bytes_to_float(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), half_at(block), w);
-  } else if constexpr (T == GgmlType::kQ4_0) {
-    const uint8_t* block = row + 18 * g;
-    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
-    const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
-    scaled_bytes_to_float(_mm256_sub_epi8(low_nibbles(q), _mm256_set1_epi8(8)), half_at(block), w);
-  } else if constexpr (T == GgmlType::kQ5_0) {
-    const uint8_t* block = row + 22 * g;
-    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 6));
-    const __m256i q = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);  // elements 16.. in the high nibbles
-    // Bit i of qh into byte i: byte i gets qh's byte i / 8, then tests bit i % 8.
-    uint32_t qh;
-    std::memcpy(&qh, block + 2, sizeof qh);
-    const __m256i spread = _mm256_shuffle_epi8(
-        _mm256_set1_epi32(static_cast<int>(qh)),
-        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-    const __m256i top = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
-    scaled_bytes_to_float(_mm256_sub_epi8(_mm256_or_si256(low_nibbles(q), top), _mm256_set1_epi8(16)), half_at(block), w);
+  } else {
+    scaled_bytes_to_float(block_codes<T>(row, g), half_at(row + kQBlockBytes<T> * g), w);
   }
 }
 
@@ -277,17 +289,256 @@ void dequantize_panels_type(const uint8_t* w, size_t row_bytes, size_t cols, siz
   }
 }
 
-#define PKV_QUANT_TYPE_SWITCH(type, fn, ...)                                \
-  switch (type) {                                                           \
-    case GgmlType::kF32: fn<GgmlType::kF32>(__VA_ARGS__); break;            \
-    case GgmlType::kF16: fn<GgmlType::kF16>(__VA_ARGS__); break;            \
-    case GgmlType::kBF16: fn<GgmlType::kBF16>(__VA_ARGS__); break;          \
-    case GgmlType::kQ8_0: fn<GgmlType::kQ8_0>(__VA_ARGS__); break;          \
-    case GgmlType::kQ4_0: fn<GgmlType::kQ4_0>(__VA_ARGS__); break;          \
-    case GgmlType::kQ5_0: fn<GgmlType::kQ5_0>(__VA_ARGS__); break;          \
-    case GgmlType::kQ4_K: fn<GgmlType::kQ4_K>(__VA_ARGS__); break;          \
-    case GgmlType::kQ6_K: fn<GgmlType::kQ6_K>(__VA_ARGS__); break;          \
-    default: PKV_CHECK(false, "no kernel for type {}", ggml_type_name(type)); \
+// ---- Products with int8 activations (model/quant_int8.h), 256-bit integer vectors on every
+// instruction set. ----
+
+// x's n rows quantized into a (already sized): the reference's bytes, scales and sums.
+// x * (127 / max|x|) never exceeds 127 in magnitude by more than a rounding, so the conversion
+// (round to nearest even, like the reference's nearbyint) and the saturating packs give the
+// reference's clamped values.
+void quantize_activations(const float* x, size_t ldx, Int8Activations& a) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes the packs' lane interleave
+  for (size_t t = 0; t < a.n; ++t) {
+    const float* xt = x + t * ldx;
+    int8_t* q = a.q.data() + t * a.cols;
+    for (size_t b = 0; b < a.cols / a.block; ++b) {
+      const float* xb = xt + b * a.block;
+      __m256 m = _mm256_setzero_ps();
+      for (size_t k = 0; k < a.block; k += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xb + k), abs_mask));
+      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+      const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+      a.d[t * (a.cols / a.block) + b] = amax / 127.0f;
+      const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+      for (size_t k = 0; k < a.block; k += 32) {
+        __m256i v[4];
+        #pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + k + 8 * j), id));
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * a.block + k), _mm256_permutevar8x32_epi32(bytes, order));
+      }
+    }
+  }
+  int8_activation_sums(a);
+}
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 16 int16 sums of byte pairs u * s (u unsigned, s signed, each pair's sum within int16: the
+// callers' codes keep |u * s| <= 63 * 127 or 128 * 127), times the 16 int16 factors f, summed
+// in pairs: 8 int32.
+inline __m256i madd_bytes(__m256i u, __m256i s, __m256i f) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), f); }
+
+// 8 int32 sums of four products of unsigned bytes u and signed bytes s (for the two-step
+// form, each pair's sum within int16).
+inline __m256i dot_bytes(__m256i u, __m256i s) {
+#ifdef PKV_DOT_BYTES_VNNI
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// A K-quant super-block's integer factors: Q4_K's 8 scales (bytes 0-7) and mins (bytes 8-15)
+// unpacked from their 12 bytes four at a time (the layout of q4_k_scale_min); Q6_K's 16 signed
+// scales as they are.
+template <GgmlType T>
+inline void kquant_factors(const uint8_t* block, uint8_t* out) {
+  if constexpr (T == GgmlType::kQ4_K) {
+    uint32_t w[3];
+    std::memcpy(w, block + 4, sizeof w);
+    const uint32_t low6 = 0x3F3F3F3F, low4 = 0x0F0F0F0F, low2 = 0x03030303;
+    const uint32_t f[4] = {w[0] & low6, (w[2] & low4) | (((w[0] >> 6) & low2) << 4),  // scales 0-3, 4-7
+                           w[1] & low6, ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4)};  // mins 0-3, 4-7
+    std::memcpy(out, f, sizeof f);
+  } else {
+    std::memcpy(out, block + 192, 16);
+  }
+}
+
+// The 32 unsigned codes of group gi (elements 32 gi ..) of a K-quant block: Q4_K's nibbles,
+// Q6_K's 6-bit codes (value + 32).
+template <GgmlType T>
+inline __m256i kquant_codes(const uint8_t* block, size_t gi) {
+  if constexpr (T == GgmlType::kQ4_K) {
+    const __m256i q = load32(block + 16 + 32 * (gi / 2));
+    return gi % 2 == 0 ? low_nibbles(q) : high_nibbles(q);
+  } else {
+    const size_t half = gi / 4, group = gi % 4;  // 128-value half, 32-value group in it
+    const __m256i ql = load32(block + 64 * half + 32 * (group % 2));
+    const __m256i qh = load32(block + 128 + 32 * half);
+    const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, static_cast<int>(2 * group)), _mm256_set1_epi8(3));
+    return _mm256_or_si256(group < 2 ? low_nibbles(ql) : high_nibbles(ql), _mm256_slli_epi16(top, 4));
+  }
+}
+
+// Super-block b of a K-quant row against NT tokens (a's tokens t0 ..), added to acc. Per token
+// the integer sum of scale * code * q over the block is formed exactly in int32 lanes (every
+// partial sum is below 2^31: |scale| <= 127, codes <= 63, |q| <= 127, 256 values); the offsets
+// go through the activations' sums of 16; the block's fp32 factors multiply once per block.
+template <GgmlType T, int NT>
+inline void int8_kquant_block(const uint8_t* row, size_t b, const Int8Activations& a, size_t t0,
+                              __m256* acc) {
+  constexpr size_t kBlockBytes = T == GgmlType::kQ4_K ? kQ4_KBlockBytes : kQ6_KBlockBytes;
+  const uint8_t* block = row + b * kBlockBytes;
+  alignas(16) uint8_t factors[16];
+  kquant_factors<T>(block, factors);
+  __m256i isum[NT];
+#pragma GCC unroll 4
+  for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (size_t gi = 0; gi < 8; ++gi) {
+    const __m256i codes = kquant_codes<T>(block, gi);
+    __m256i f;
+    if constexpr (T == GgmlType::kQ4_K) {
+      f = _mm256_set1_epi16(factors[gi]);
+    } else {  // elements 0-15 and 16-31 of the group have their own scales
+      const auto* sc = reinterpret_cast<const int8_t*>(factors);
+      f = _mm256_set_m128i(_mm_set1_epi16(sc[2 * gi + 1]), _mm_set1_epi16(sc[2 * gi]));
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t)
+      isum[t] =
+          _mm256_add_epi32(isum[t], madd_bytes(codes, load32(a.q_of(t0 + t) + b * kKBlock + 32 * gi), f));
+  }
+  float d, dmin = 0.0f;
+  __m256i offset_factors;  // per sum of 16: Q4_K its sub-block's min, Q6_K 32 * its scale
+  if constexpr (T == GgmlType::kQ4_K) {
+    d = half_at(block), dmin = half_at(block + 2);
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(factors + 8)));
+    offset_factors = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+  } else {
+    d = half_at(block + 208);
+    const __m128i scales = _mm_load_si128(reinterpret_cast<const __m128i*>(factors));
+    offset_factors = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 5);
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < NT; ++t) {
+    const float dx = a.d_of(t0 + t)[b];
+    const __m256i off = _mm256_madd_epi16(load32(a.sums_of(t0 + t) + 16 * b), offset_factors);
+    if constexpr (T == GgmlType::kQ4_K) {
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * dx), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(off), _mm256_set1_ps(dmin * dx), acc[t]);
+    } else {
+      acc[t] =
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(isum[t], off)), _mm256_set1_ps(d * dx), acc[t]);
+    }
+  }
+}
+
+// Block b of a 32-value type's row against NT tokens, added to acc: codes times activations
+// through vpmaddubsw's unsigned x signed form as |code| times q with the code's sign.
+template <GgmlType T, int NT>
+inline void int8_q_block(const uint8_t* row, size_t b, const Int8Activations& a, size_t t0, __m256* acc) {
+  const __m256i codes = block_codes<T>(row, b);
+  const __m256i magnitude = _mm256_sign_epi8(codes, codes);
+  const float d = half_at(row + kQBlockBytes<T> * b);
+#pragma GCC unroll 4
+  for (int t = 0; t < NT; ++t) {
+    const __m256i q = _mm256_sign_epi8(load32(a.q_of(t0 + t) + kQBlock * b), codes);
+    const __m256 sum = _mm256_cvtepi32_ps(dot_bytes(magnitude, q));
+    acc[t] = _mm256_fmadd_ps(sum, _mm256_set1_ps(d * a.d_of(t0 + t)[b]), acc[t]);
+  }
+}
+
+// NT tokens (a's tokens t0 ..) against every row: each weight block decoded once per NT tokens.
+template <GgmlType T, int NT>
+void int8_rows_t(const uint8_t* w, size_t row_bytes, size_t rows, const Int8Activations& a, size_t t0,
+                 float* y, size_t ldy) {
+  const size_t blocks = a.cols / kChunk<T>;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    __m256 acc[NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; ++b) {
+      if constexpr (kIsKQuant<T>) {
+        int8_kquant_block<T, NT>(row, b, a, t0, acc);
+      } else {
+        int8_q_block<T, NT>(row, b, a, t0, acc);
+      }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = hsum8(acc[t]);
+  }
+}
+
+template <GgmlType T>
+void int8_dot_rows_type(const uint8_t* w, size_t row_bytes, size_t rows, const Int8Activations& a, float* y,
+                        size_t ldy) {
+  constexpr size_t kTokens = 4;
+  for (size_t t = 0; t < a.n; t += kTokens) {
+    float* yt = y + t * ldy;
+    switch (std::min(kTokens, a.n - t)) {
+      case 1: int8_rows_t<T, 1>(w, row_bytes, rows, a, t, yt, ldy); break;
+      case 2: int8_rows_t<T, 2>(w, row_bytes, rows, a, t, yt, ldy); break;
+      case 3: int8_rows_t<T, 3>(w, row_bytes, rows, a, t, yt, ldy); break;
+      default: int8_rows_t<T, 4>(w, row_bytes, rows, a, t, yt, ldy); break;
+    }
+  }
+}
+
+void int8_dot_rows(GgmlType type, const uint8_t* w, size_t row_bytes, size_t rows, const Int8Activations& a,
+                   float* y, size_t ldy) {
+  PKV_CHECK(int8_activation_block(type) == a.block, "{} against activation blocks of {}",
+            ggml_type_name(type), a.block);
+  switch (type) {
+    case GgmlType::kQ8_0:
+      int8_dot_rows_type<GgmlType::kQ8_0>(w, row_bytes, rows, a, y, ldy);
+      break;
+    case GgmlType::kQ4_0:
+      int8_dot_rows_type<GgmlType::kQ4_0>(w, row_bytes, rows, a, y, ldy);
+      break;
+    case GgmlType::kQ5_0:
+      int8_dot_rows_type<GgmlType::kQ5_0>(w, row_bytes, rows, a, y, ldy);
+      break;
+    case GgmlType::kQ4_K:
+      int8_dot_rows_type<GgmlType::kQ4_K>(w, row_bytes, rows, a, y, ldy);
+      break;
+    case GgmlType::kQ6_K:
+      int8_dot_rows_type<GgmlType::kQ6_K>(w, row_bytes, rows, a, y, ldy);
+      break;
+    default:
+      PKV_CHECK(false, "no int8 product for type {}", ggml_type_name(type));
+  }
+}
+
+#define PKV_QUANT_TYPE_SWITCH(type, fn, ...)                           \
+  switch (type) {                                                      \
+    case GgmlType::kF32:                                               \
+      fn<GgmlType::kF32>(__VA_ARGS__);                                 \
+      break;                                                           \
+    case GgmlType::kF16:                                               \
+      fn<GgmlType::kF16>(__VA_ARGS__);                                 \
+      break;                                                           \
+    case GgmlType::kBF16:                                              \
+      fn<GgmlType::kBF16>(__VA_ARGS__);                                \
+      break;                                                           \
+    case GgmlType::kQ8_0:                                              \
+      fn<GgmlType::kQ8_0>(__VA_ARGS__);                                \
+      break;                                                           \
+    case GgmlType::kQ4_0:                                              \
+      fn<GgmlType::kQ4_0>(__VA_ARGS__);                                \
+      break;                                                           \
+    case GgmlType::kQ5_0:                                              \
+      fn<GgmlType::kQ5_0>(__VA_ARGS__);                                \
+      break;                                                           \
+    case GgmlType::kQ4_K:                                              \
+      fn<GgmlType::kQ4_K>(__VA_ARGS__);                                \
+      break;                                                           \
+    case GgmlType::kQ6_K:                                              \
+      fn<GgmlType::kQ6_K>(__VA_ARGS__);                                \
+      break;                                                           \
+    default:                                                           \
+      PKV_CHECK(false, "no kernel for type {}", ggml_type_name(type)); \
   }
 
 void dot_rows(GgmlType type, const uint8_t* w, size_t row_bytes, size_t cols, size_t rows, const float* x, size_t ldx,

@@ -4,6 +4,7 @@
 
 #include "common/check.h"
 #include "model/dequantize.h"
+#include "model/quant_int8.h"
 #include "model/quant_kernels.h"
 
 namespace prunekv {
@@ -34,6 +35,12 @@ void for_each_part_range(const QuantWeights& w, size_t row_begin, size_t row_end
 }
 
 }  // namespace
+
+size_t int8_max_tokens(GgmlType type) {
+  const size_t block = int8_activation_block(type);
+  if (block == 0 || cpu_kernels() == nullptr) return 0;
+  return block == kKBlock ? kInt8KQuantMaxTokens : kInt8MaxTokens;
+}
 
 QuantWeights::QuantWeights(std::span<const QuantPart> parts, size_t in) : in_(in), parts_(parts.begin(), parts.end()) {
   PKV_CHECK(!parts.empty() && in > 0, "{} parts of in = {}", parts.size(), in);
@@ -95,10 +102,24 @@ void quant_matmul(const QuantWeights& w, const float* x, size_t ldx, size_t n, c
   }
   if (n == 0) return;
   const size_t in = w.in();
+  size_t quantized_block = 0;  // the activation block x is quantized in, in this call; 0: none yet
   for_each_part_range(w, row_begin, row_end, [&](size_t p, size_t first, size_t count) {
     const WeightView& view = w.part(p).w;
     const size_t row_bytes = ggml_row_bytes(view.type, in);
     const GemmOut& out = outs[p];
+    if (n <= int8_max_tokens(view.type)) {
+      // x quantized once per call and activation block size (parts of one product share x):
+      // a part of another block size after it quantizes again.
+      thread_local Int8Activations xq;
+      const size_t block = int8_activation_block(view.type);
+      if (quantized_block != block) {
+        xq.resize(block, in, n);
+        kernels->quantize_activations(x, ldx, xq);
+        quantized_block = block;
+      }
+      kernels->int8_dot_rows(view.type, view.row(first, in), row_bytes, count, xq, out.y + first, out.ldy);
+      return;
+    }
     if (n <= kFusedMaxTokens) {
       kernels->dot_rows(view.type, view.row(first, in), row_bytes, in, count, x, ldx, n, out.y + first, out.ldy);
       return;

@@ -6,13 +6,19 @@
 //
 // Tolerance: |y - ref| <= cols * 2^-23 * sum_k |w_k x_k|, the worst case of an fp32 sum of
 // `cols` products in any order (the dequantized weights themselves are exact: dequantize_test).
+// Where quant_matmul multiplies int8 activations (model/quant_int8.h) it also moves by at most
+// the activations' rounding (activation_rounding below); quant_int8_test holds those kernels to
+// their own exact reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <random>
 #include <vector>
 
 #include "model/dequantize.h"
+#include "model/quant_int8.h"
 #include "model/quant_kernels.h"
 #include "model/quant_matmul.h"
 #include "tests/testing/quantize.h"
@@ -42,18 +48,41 @@ double magnitude(const WeightView& w, size_t r, size_t cols, const float* x) {
   return sum;
 }
 
+// Whether quant_matmul multiplies int8 activations for this type and token count.
+bool uses_int8(GgmlType type, size_t n) { return n <= int8_max_tokens(type); }
+
 constexpr GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
                                GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
 // dim / hidden of stories260K, 15M, 42M, 110M.
 constexpr size_t kWidths[] = {64, 172, 288, 768, 512, 1376, 2048};
-constexpr size_t kTokenCounts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33};
+constexpr size_t kTokenCounts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 32, 33};
 
+// sum_k |w_k| * d_b / 2, d_b = max|x| / 127 over x's activation block b (model/quant_int8.h):
+// how far the int8 product may move from the fp32 one by quantizing x.
+double activation_rounding(const WeightView& w, size_t r, size_t cols, const float* x) {
+  const size_t block = int8_activation_block(w.type);
+  std::vector<float> row(cols);
+  dequantize_row(w.type, w.row(r, cols), row.data(), cols);
+  double sum = 0;
+  for (size_t b = 0; b < cols / block; ++b) {
+    float amax = 0;
+    for (size_t k = b * block; k < (b + 1) * block; ++k) amax = std::max(amax, std::fabs(x[k]));
+    for (size_t k = b * block; k < (b + 1) * block; ++k) sum += std::fabs(double{row[k]}) * amax / 127.0 / 2;
+  }
+  return sum;
+}
+
+// Within the fp32 rounding bound, and where quant_matmul multiplies int8 activations (n <=
+// int8_max_tokens(type)) also within activation_rounding (and twice the
+// fp32 bound: the int8 kernels' block terms carry the K-quants' offsets too).
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, const WeightView& w, size_t rows,
-                  size_t cols, const std::vector<float>& x, size_t n, const std::string& what) {
+                  size_t cols, const std::vector<float>& x, size_t n, const std::string& what, bool int8 = false) {
   const double unit = static_cast<double>(cols) * std::ldexp(1.0, -23);
   for (size_t t = 0; t < n; ++t)
     for (size_t r = 0; r < rows; ++r) {
-      const double allowed = unit * magnitude(w, r, cols, x.data() + t * cols) + 1e-30;
+      const float* xt = x.data() + t * cols;
+      const double fp32 = unit * magnitude(w, r, cols, xt);
+      const double allowed = int8 ? 2 * fp32 + activation_rounding(w, r, cols, xt) * (1 + 1e-6) : fp32 + 1e-30;
       ASSERT_LE(std::fabs(double{got[t * rows + r]} - want[t * rows + r]), allowed)
           << what << " token " << t << " row " << r << ": " << got[t * rows + r] << " vs " << want[t * rows + r];
     }
@@ -75,8 +104,8 @@ TEST(QuantMatmul, EqualsDequantizeThenDotForEveryTypeWidthAndTokenCount) {
         const GemmOut got_out{got.data(), rows}, want_out{want.data(), rows};
         quant_matmul(w, x.data(), cols, n, &got_out, 0, rows);
         quant_matmul_reference(w, x.data(), cols, n, &want_out, 0, rows);
-        expect_close(got, want, view, rows, cols, x, n,
-                     fmt::format("{} cols {} n {}", ggml_type_name(type), cols, n));
+        expect_close(got, want, view, rows, cols, x, n, fmt::format("{} cols {} n {}", ggml_type_name(type), cols, n),
+                     uses_int8(type, n));
       }
     }
   }
@@ -139,7 +168,8 @@ TEST(QuantMatmul, RowRangesAcrossMixedTypeParts) {
     for (const auto& [begin, end] : {std::pair<size_t, size_t>{0, 300}, {300, 580}, {580, 768}})
       quant_matmul(w, x.data(), cols, n, got_outs.data(), begin, end);
     for (int p = 0; p < 3; ++p)
-      expect_close(got[p], want[p], parts[p].w, outs[p], cols, x, n, fmt::format("part {} n {}", p, n));
+      expect_close(got[p], want[p], parts[p].w, outs[p], cols, x, n, fmt::format("part {} n {}", p, n),
+                   uses_int8(types[p], n));
   }
 }
 
