@@ -292,7 +292,8 @@ void dequantize_panels_type(const uint8_t* w, size_t row_bytes, size_t cols, siz
 // ---- Products with int8 activations (model/quant_int8.h), 256-bit integer vectors on every
 // instruction set. ----
 
-// x's n rows quantized into a (already sized): the reference's bytes, scales and sums.
+// x's n rows quantized into a (already sized): the reference's bytes, scales and sums (the
+// sums with integer vectors too: quant_matmul quantizes x again for every row range it gets).
 // x * (127 / max|x|) never exceeds 127 in magnitude by more than a rounding, so the conversion
 // (round to nearest even, like the reference's nearbyint) and the saturating packs give the
 // reference's clamped values.
@@ -315,12 +316,19 @@ void quantize_activations(const float* x, size_t ldx, Int8Activations& a) {
         __m256i v[4];
         #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + k + 8 * j), id));
-        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * a.block + k), _mm256_permutevar8x32_epi32(bytes, order));
+        const __m256i bytes = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3])), order);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * a.block + k), bytes);
+        // The two sums of 16: bytes to sums of 4 in int32 lanes, then within each 128-bit half.
+        __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes), _mm256_set1_epi16(1));
+        sum = _mm256_hadd_epi32(sum, sum);
+        sum = _mm256_hadd_epi32(sum, sum);
+        int16_t* sums = a.sums.data() + (t * a.cols + b * a.block + k) / 16;
+        sums[0] = static_cast<int16_t>(_mm256_extract_epi32(sum, 0));
+        sums[1] = static_cast<int16_t>(_mm256_extract_epi32(sum, 4));
       }
     }
   }
-  int8_activation_sums(a);
 }
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
