@@ -37,8 +37,11 @@ namespace prunekv {
 inline constexpr size_t kFusedMaxTokens = 8;
 // Up to this many tokens, weights of a type with an int8 product (model/quant_int8.h)
 // multiply int8-quantized activations instead: the K-quants (Q4_K, Q6_K) up to
-// kInt8KQuantMaxTokens, the 32-value types (Q8_0, Q4_0, Q5_0) up to kInt8MaxTokens.
-inline constexpr size_t kInt8MaxTokens = 8;
+// kInt8KQuantMaxTokens, the 32-value types (Q8_0, Q4_0, Q5_0) up to kInt8MaxTokens. (At 16
+// tokens the int8 product beats the panel GEMM on Q8_0: batched-bench -npp 32 -ntg 96 -npl 16
+// -t 2, S_TG, three interleaved rounds, 8 -> 16: synth110M-q8_0 357/340/375 -> 457/447/502,
+// synth42M-q8_0 985/766/860 -> 1025/1075/1177; at 64 the panels win.)
+inline constexpr size_t kInt8MaxTokens = 16;
 inline constexpr size_t kInt8KQuantMaxTokens = 32;
 inline constexpr size_t kQuantTileRows = 64;
 
