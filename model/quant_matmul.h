@@ -7,9 +7,10 @@
 //   x is quantized to int8 once per call and multiplied in integers, each weight row streamed
 //   once per 4 tokens (model/quant_int8.h). This changes the numbers by x's int8 rounding, as
 //   llama.cpp's products do.
-// - other n <= kFusedMaxTokens (F16, BF16, F32 at small batches): fused dequantize-and-dot kernels
-//   stream each weight row once per 4 tokens, decoding it in registers; the step is bounded by
-//   weight bytes, which the smaller types cut.
+// - other n <= kFusedMaxTokens (BF16, and F16 or F32 called here directly: a model's F32 and F16
+//   products run on packed panels instead, model/packed_model.h): fused dequantize-and-dot
+//   kernels stream each weight row once per 4 tokens, decoding it in registers. Where the vector
+//   kernels exist, the quantized types never come here (their int8 limits exceed kFusedMaxTokens).
 // - larger n (prefill, large batches): tiles of kQuantTileRows rows are dequantized to fp32
 //   straight into the panels of the F32 path's register-blocked GEMM kernel (model/gemm.h) and
 //   multiplied there; the decode cost is spread over the n tokens. (OpenBLAS sgemm on the same
