@@ -302,6 +302,11 @@ TEST(GgufLoader, RejectsMissingMetadataAndTensors) {
     w.set_float_array("tokenizer.ggml.scores", std::vector<float>(10));
     expect_format_error(w, {"tokenizer.ggml.scores holds 10"});
   }
+  {
+    testing::GgufWriter w = testing::make_llama_gguf(c);
+    w.set_int32_array("tokenizer.ggml.token_type", std::vector<int32_t>(10, 1));
+    expect_format_error(w, {"tokenizer.ggml.token_type holds 10 types"});
+  }
 }
 
 TEST(GgufLoader, RejectsTensorPastEndOfFile) {
